@@ -1,0 +1,56 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlscratch.layers.base import Layer, check_float
+
+
+class Affine(Layer):
+    """y = x @ W + b.
+
+    x: (N, D) or (N, *dims) flattened to (N, D); W: (D, M); b: (M,). Returns (N, M);
+    backward returns dx in x's original shape.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        super().__init__()
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 2 or b.shape != W.shape[1:]:
+            raise ValueError(f"Affine expected W of shape (D, M) and b of shape (M,), got {W.shape} and {b.shape}")
+        self._set_params(W=W, b=b)
+        # False on a network's first layer: nobody needs the gradient of the input data
+        self.needs_input_grad = True
+        self._x: np.ndarray | None = None
+        self._x_shape: tuple[int, ...] = ()
+
+    # the book's attribute names, kept for learners
+    W = property(lambda self: self.params["W"])
+    b = property(lambda self: self.params["b"])
+    dW = property(lambda self: self.grads["W"])
+    db = property(lambda self: self.grads["b"])
+
+    @property
+    def x(self) -> np.ndarray | None:
+        """The (flattened) input of the last forward, as the book's Affine.x."""
+        return self._x
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = check_float(self, x)
+        if x.ndim == 0 or x[0].size != self.W.shape[0]:
+            raise ValueError(
+                f"Affine expected {self.W.shape[0]} input features, got "
+                f"{x[0].size if x.ndim else 0} (input shape {x.shape})"
+            )
+        self._x_shape = x.shape
+        self._x = x.reshape(len(x), -1)
+        return self._x @ self.W + self.b
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        # written in place: the network's grads dict and the optimizer hold these arrays
+        np.matmul(self._x.T, dout, out=self.grads["W"])
+        np.sum(dout, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        return (dout @ self.W.T).reshape(self._x_shape)

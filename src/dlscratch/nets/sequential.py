@@ -1,0 +1,149 @@
+"""A network as an ordered stack of layers: the structure every named net is built on."""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from dlscratch.functions import as_class_indices
+from dlscratch.gradient import numerical_gradient as _numerical_gradient
+from dlscratch.layers.loss import SoftmaxWithLoss
+
+
+class Sequential:
+    """Layers applied in order, then a loss layer (SoftmaxWithLoss unless given).
+
+    layers: a list of layer objects (named Affine1, Relu1, Affine2, ... by class and count)
+        or a mapping name -> layer. The book's attributes are kept: ``layers`` (an
+        OrderedDict), ``lastLayer`` and ``params``, which holds the very arrays the layers
+        use, named W1, b1, ... by the number of the weighted layer they belong to (a
+        BatchNormalization after the second Affine owns gamma2, beta2).
+    weight_decay_lambda: L2 strength; the loss gains 0.5 * lambda * sum(W**2) over every
+        weight W and each dW gains lambda * W.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Any] | Mapping[str, Any],
+        last_layer: Any = None,
+        *,
+        weight_decay_lambda: float = 0.0,
+    ) -> None:
+        self.layers: OrderedDict[str, Any] = OrderedDict(_named(layers))
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        self.lastLayer = SoftmaxWithLoss() if last_layer is None else last_layer
+        self.weight_decay_lambda = float(weight_decay_lambda)
+        if self.weight_decay_lambda < 0:
+            raise ValueError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda}")
+        self.params: dict[str, np.ndarray] = {}
+        self._owners: dict[str, tuple[Any, str]] = {}  # network name -> (layer, layer's name)
+        weighted = 0
+        for layer in self.layers.values():
+            layer_params = getattr(layer, "params", {})
+            weighted += "W" in layer_params
+            for name, array in layer_params.items():
+                self.params[f"{name}{weighted}"] = array
+                self._owners[f"{name}{weighted}"] = (layer, name)
+        first = next(iter(self.layers.values()))
+        if hasattr(first, "needs_input_grad"):
+            # the gradient with respect to the data is never used in training: skip its cost
+            first.needs_input_grad = False
+
+    def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
+        """Scores before the softmax: (N, ...) in, (N, classes) out."""
+        for layer in self.layers.values():
+            if getattr(layer, "uses_train_flag", False):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
+        """The loss layer's value on (x, t), plus the weight-decay term."""
+        y = self.predict(x, train_flg)
+        return self.lastLayer.forward(y, t) + self._weight_decay_loss()
+
+    def _weight_decay_loss(self) -> float:
+        if not self.weight_decay_lambda:
+            return 0.0
+        squares = sum(float(np.sum(W * W)) for W in self._weights())
+        return 0.5 * self.weight_decay_lambda * squares
+
+    def _weights(self) -> list[np.ndarray]:
+        return [layer.params["W"] for layer, name in self._owners.values() if name == "W"]
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
+        """Fraction of samples whose highest score is the label; t one-hot or indices.
+
+        Runs in batches so a whole data set never sits in memory as activations; every
+        sample counts, the last partial batch too.
+        """
+        if len(x) == 0:
+            raise ValueError("accuracy needs at least one sample, got an empty array")
+        if len(t) != len(x):
+            raise ValueError(f"accuracy got {len(x)} samples but {len(t)} labels")
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            scores = self.predict(x[start : start + batch_size], train_flg=False)
+            labels = as_class_indices(scores, t[start : start + batch_size])
+            correct += int(np.sum(scores.argmax(axis=1) == labels))
+        return correct / len(x)
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of loss(x, t) by central differences, keyed like ``params`` (slow)."""
+
+        def loss_of_params(_: np.ndarray) -> float:
+            return self.loss(x, t, train_flg=True)
+
+        return {key: _numerical_gradient(loss_of_params, param) for key, param in self.params.items()}
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of loss(x, t) by backpropagation, keyed like ``params``.
+
+        The arrays are the layers' own gradient buffers, rewritten by the next call.
+        """
+        return self.loss_and_gradient(x, t)[1]
+
+    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """One forward and one backward pass: the loss and the gradients (training mode)."""
+        loss = self.loss(x, t, train_flg=True)
+        dout = self.lastLayer.backward(1)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
+        if self.weight_decay_lambda:
+            for key, (layer, name) in self._owners.items():
+                if name == "W":
+                    grads[key] += self.weight_decay_lambda * layer.params["W"]
+        return loss, grads
+
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this network's architecture (see dlscratch.serialize)."""
+        return {
+            "layers": [
+                {"name": name, "type": type(layer).__name__, "config": layer.config()}
+                for name, layer in self.layers.items()
+            ],
+            "last_layer": type(self.lastLayer).__name__,
+            "weight_decay_lambda": self.weight_decay_lambda,
+        }
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(f"{name}: {layer!r}" for name, layer in self.layers.items())
+        return f"{type(self).__name__}(\n  {inner}\n)"
+
+
+def _named(layers: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    """(name, layer) pairs: a mapping's own names, else class name + running count."""
+    if isinstance(layers, Mapping):
+        yield from layers.items()
+        return
+    counts: Counter[str] = Counter()
+    for layer in layers:
+        kind = type(layer).__name__
+        counts[kind] += 1
+        yield f"{kind}{counts[kind]}", layer

@@ -1,0 +1,210 @@
+"""Optimizers of chapter 6: each updates the parameter arrays in place.
+
+``update(params, grads)`` takes two dicts keyed alike. Updating in place keeps every
+layer connected to the network's ``params``. ``state_dict()``/``load_state_dict()`` save
+and restore what an optimizer remembers between steps (velocities, squared-gradient sums,
+the step count), so training can resume exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
+
+
+class Optimizer:
+    """Shared bookkeeping: hyperparameters, per-parameter slots and the step count."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, lr: float) -> None:
+        if not np.isfinite(lr) or lr <= 0:
+            raise ValueError(f"{type(self).__name__} expected a learning rate lr > 0, got {lr!r}")
+        self.lr = float(lr)
+        self.step_count = 0
+        # slot name -> parameter name -> array, created lazily on the first update
+        self.slots: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.slot_names}
+
+    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """One step for every parameter in params, in place."""
+        missing = params.keys() - grads.keys()
+        if missing:
+            raise ValueError(f"{type(self).__name__}.update got no gradient for {sorted(missing)}")
+        self.step_count += 1
+        for key, param in params.items():
+            self._step(key, param, grads[key])
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _slot(self, slot: str, key: str, like: np.ndarray) -> np.ndarray:
+        """The slot array of one parameter, zeros on first use."""
+        arrays = self.slots[slot]
+        if key not in arrays:
+            arrays[key] = np.zeros_like(like)
+        return arrays[key]
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The constructor's arguments, e.g. {'lr': 0.01, 'momentum': 0.9}."""
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: hyperparameters, step count, slots (copies)."""
+        return {
+            "type": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "step_count": self.step_count,
+            "slots": {s: {k: v.copy() for k, v in arrays.items()} for s, arrays in self.slots.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned; the optimizer type must match."""
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"cannot load {state.get('type')!r} state into {type(self).__name__}")
+        for name, value in state["hyperparameters"].items():
+            setattr(self, name, float(value))
+        self.step_count = int(state["step_count"])
+        unknown = set(state["slots"]) - set(self.slot_names)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no state named {sorted(unknown)}")
+        self.slots = {s: {k: np.array(v) for k, v in state["slots"].get(s, {}).items()} for s in self.slot_names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """W <- W - lr * dW."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__(lr)
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        param -= self.lr * grad
+
+
+class Momentum(Optimizer):
+    """v <- momentum * v - lr * dW;  W <- W + v."""
+
+    slot_names = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr)
+        self.momentum = float(momentum)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "momentum": self.momentum}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        v = self._slot("v", key, param)
+        v *= self.momentum
+        v -= self.lr * grad
+        param += v
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient in the book's form (the same steps as torch's).
+
+    v <- momentum * v - lr * dW;  W <- W + momentum^2 * v - (1 + momentum) * lr * dW.
+    """
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        v = self._slot("v", key, param)
+        v *= self.momentum
+        v -= self.lr * grad
+        param += self.momentum * self.momentum * v
+        param -= (1 + self.momentum) * self.lr * grad
+
+
+class AdaGrad(Optimizer):
+    """h <- h + dW^2;  W <- W - lr * dW / (sqrt(h) + eps)."""
+
+    slot_names = ("h",)
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.eps = float(eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "eps": self.eps}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        h = self._slot("h", key, param)
+        h += grad * grad
+        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+
+
+class RMSprop(Optimizer):
+    """h <- decay_rate * h + (1 - decay_rate) * dW^2;  W <- W - lr * dW / (sqrt(h) + eps)."""
+
+    slot_names = ("h",)
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.decay_rate = float(decay_rate)
+        self.eps = float(eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "decay_rate": self.decay_rate, "eps": self.eps}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        h = self._slot("h", key, param)
+        h *= self.decay_rate
+        h += (1 - self.decay_rate) * grad * grad
+        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with bias correction as in the paper and torch.optim.Adam.
+
+    m <- beta1 m + (1 - beta1) dW;  v <- beta2 v + (1 - beta2) dW^2;
+    W <- W - lr * m_hat / (sqrt(v_hat) + eps), where m_hat = m / (1 - beta1^t),
+    v_hat = v / (1 - beta2^t). (The book folds the corrections into lr and eps = 1e-7
+    into sqrt(v); this form is the paper's.)
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        m, v = self._slot("m", key, param), self._slot("v", key, param)
+        m += (1 - self.beta1) * (grad - m)
+        v += (1 - self.beta2) * (grad * grad - v)
+        m_hat_scale = 1 / (1 - self.beta1**self.step_count)
+        v_hat_scale = 1 / (1 - self.beta2**self.step_count)
+        param -= self.lr * m_hat_scale * m / (np.sqrt(v * v_hat_scale) + self.eps)
+
+
+_BY_NAME = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "rmsprpo": RMSprop,  # the book's Trainer spells it so
+    "adam": Adam,
+}
+
+
+def get_optimizer(name: str | Optimizer, **hyperparameters: float) -> Optimizer:
+    """An optimizer by case-insensitive name ('SGD', 'adam', ...) with its hyperparameters."""
+    if isinstance(name, Optimizer):
+        return name
+    cls = _BY_NAME.get(str(name).lower())
+    if cls is None:
+        names = sorted({c.__name__ for c in _BY_NAME.values()})
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(names)}")
+    try:
+        return cls(**hyperparameters)
+    except TypeError as error:
+        raise ValueError(f"{cls.__name__}: {error}") from None
