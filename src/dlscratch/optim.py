@@ -70,7 +70,9 @@ class Optimizer:
         unknown = set(state["slots"]) - set(self.slot_names)
         if unknown:
             raise ValueError(f"{type(self).__name__} has no state named {sorted(unknown)}")
-        self.slots = {s: {k: np.array(v) for k, v in state["slots"].get(s, {}).items()} for s in self.slot_names}
+        self.slots = {
+            s: {k: np.array(v) for k, v in state["slots"].get(s, {}).items()} for s in self.slot_names
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -109,15 +111,17 @@ class Momentum(Optimizer):
 class Nesterov(Momentum):
     """Nesterov's accelerated gradient in the book's form (the same steps as torch's).
 
-    v <- momentum * v - lr * dW;  W <- W + momentum^2 * v - (1 + momentum) * lr * dW.
+    W <- W + momentum^2 * v - (1 + momentum) * lr * dW;  then v <- momentum * v - lr * dW.
+    W moves with the velocity from before this step; updating v first, as some copies of
+    the book's code do, takes a different step from torch's SGD(nesterov=True).
     """
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         v = self._slot("v", key, param)
-        v *= self.momentum
-        v -= self.lr * grad
         param += self.momentum * self.momentum * v
         param -= (1 + self.momentum) * self.lr * grad
+        v *= self.momentum
+        v -= self.lr * grad
 
 
 class AdaGrad(Optimizer):
@@ -169,7 +173,9 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dlscratch.functions import sigmoid
-from dlscratch.layers.base import Layer, check_float
+from dlscratch.layers.base import Layer, check_float, check_same_shape
 
 
 class Relu(Layer):
@@ -26,6 +26,7 @@ class Relu(Layer):
         return np.where(self.mask, 0, x)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        check_same_shape(self, dout, self.mask.shape)  # a wrong dout would broadcast silently
         # a new array: the book's version zeroed the caller's dout in place
         return np.where(self.mask, 0, dout)
 
@@ -47,6 +48,7 @@ class LeakyRelu(Layer):
         return np.where(self.mask, x * self.alpha, x)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        check_same_shape(self, dout, self.mask.shape)
         return np.where(self.mask, dout * self.alpha, dout)
 
 
@@ -62,6 +64,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        check_same_shape(self, dout, self.out.shape)
         return dout * (1.0 - self.out) * self.out
 
 
@@ -77,4 +80,5 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        check_same_shape(self, dout, self.out.shape)
         return dout * (1.0 - self.out**2)

@@ -1,0 +1,168 @@
+"""Download one file from a list of mirrors, checked and written atomically.
+
+Every mirror is tried in turn until one gives the whole file with the right checksum. Any
+failure (HTTP error, no connection, timeout, redirect loop, short body, wrong checksum)
+moves on to the next mirror. The data goes to a temporary file in the destination folder,
+named uniquely per process, and is renamed over the final name only once it is complete
+and verified, so readers never see half a file and two processes downloading the same
+file at once both end with a good one. The temporary file is removed on every failure,
+including KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from tqdm import tqdm
+
+__all__ = ["DEFAULT_TIMEOUT", "DownloadError", "download_file"]
+
+#: Seconds any single network operation (connect, each read) may block.
+DEFAULT_TIMEOUT = 30.0
+
+_CHUNK = 1 << 16
+_HEADERS = {"User-Agent": "dlscratch (https://pypi.org/project/dlscratch)"}
+# Everything a mirror can do wrong. URLError, HTTPError and timeouts are OSErrors;
+# ValueError covers malformed URLs and headers.
+_MIRROR_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
+class DownloadError(OSError):
+    """No mirror delivered a file.
+
+    ``name``: the file; ``dest_dir``: the folder it was meant for; ``failures``: a list
+    of ``(url, reason)``, one per mirror tried, in order.
+    """
+
+    def __init__(self, name: str, dest_dir: Path, failures: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.dest_dir = dest_dir
+        self.failures = failures
+        tried = "; ".join(f"{url}: {reason}" for url, reason in failures) or "no mirrors given"
+        super().__init__(f"could not download {name} into {dest_dir} from any mirror ({tried})")
+
+
+class _BadBodyError(Exception):
+    """A mirror answered, but with a body that is not the file."""
+
+
+def download_file(
+    name: str,
+    dest_dir: str | os.PathLike[str],
+    mirrors: Sequence[str],
+    md5: str | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> Path:
+    """Fetch ``<mirror>/<name>`` from the first mirror that delivers it into ``dest_dir``.
+
+    ``md5`` is the expected hex digest of the file (``None`` skips the check). ``timeout``
+    bounds each connect and each read, in seconds. ``progress`` shows a tqdm bar on
+    stderr (``TQDM_DISABLE=1`` in the environment also hides it). Creates ``dest_dir`` if
+    needed and returns the path of the file. Raises ``DownloadError`` listing every mirror
+    and why it failed when none delivered; nothing is left behind in ``dest_dir`` then.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / name
+    tmp = _create_temp(dest)
+    try:
+        with open(tmp, "wb") as out:
+            failures = []
+            for mirror in mirrors:
+                url = mirror.rstrip("/") + "/" + name
+                out.seek(0)
+                out.truncate()
+                try:
+                    _fetch(url, out, md5, timeout=timeout, progress=progress, desc=name)
+                    break
+                except (*_MIRROR_ERRORS, _BadBodyError) as e:
+                    failures.append((url, _describe(e, timeout)))
+            else:
+                raise DownloadError(name, dest_dir, failures)
+            out.flush()
+            os.fsync(out.fileno())  # the bytes reach the disk before the name does
+        os.replace(tmp, dest)
+    finally:
+        # After a successful os.replace there is nothing left to remove.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return dest
+
+
+def _create_temp(dest: Path) -> Path:
+    """Create an empty, uniquely named file next to ``dest``; returns its path.
+
+    Unique per process and call, so concurrent downloads never share one. Created with
+    O_EXCL and mode 0o666 so the umask decides the permissions, as for any other file
+    (tempfile.mkstemp would force 0o600 and hide a shared cache from other users).
+    """
+    while True:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _fetch(url: str, out: BinaryIO, md5: str | None, *, timeout: float, progress: bool, desc: str) -> None:
+    """Stream ``url`` into ``out``; raise unless the body is complete and matches ``md5``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    received = 0
+    with urlopen(Request(url, headers=_HEADERS), timeout=timeout) as response:
+        length = _content_length(response)
+        with tqdm(
+            total=length,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=not progress,
+        ) as bar:
+            while chunk := response.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if length is not None and received != length:
+        raise _BadBodyError(f"truncated: expected {length} bytes (Content-Length), got {received}")
+    if md5 is not None and digest.hexdigest() != md5.lower():
+        raise _BadBodyError(
+            f"checksum mismatch: expected md5 {md5.lower()}, got {digest.hexdigest()} ({received} bytes)"
+        )
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The declared body size, or None when absent or unreadable."""
+    try:
+        return int(response.headers["Content-Length"])
+    except (TypeError, ValueError):
+        return None
+
+
+def _describe(error: BaseException, timeout: float) -> str:
+    """One line saying why a mirror failed."""
+    if isinstance(error, HTTPError):
+        # A redirect loop's message runs over several lines; the first says it all.
+        reason = str(error.reason).splitlines()[0] if error.reason else ""
+        return f"HTTP {error.code} {reason}".rstrip()
+    if isinstance(error, URLError):
+        error = error.reason if isinstance(error.reason, BaseException) else error
+    if isinstance(error, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(error, _BadBodyError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
