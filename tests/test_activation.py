@@ -38,8 +38,9 @@ def test_backward_matches_numerical_gradient(name, shape, rng):
 def test_matches_torch(name, shape, dtype, rng, torch):
     make_layer, torch_fn = LAYERS[name]
     tolerance = {"rtol": 1e-6, "atol": 1e-7} if dtype == np.float32 else {}
-    assert_matches_torch(make_layer(), away_from_kinks(rng, shape).astype(dtype), torch_fn(torch), rng=rng,
-                         **tolerance)
+    assert_matches_torch(
+        make_layer(), away_from_kinks(rng, shape).astype(dtype), torch_fn(torch), rng=rng, **tolerance
+    )
 
 
 @pytest.mark.parametrize("name", LAYERS)

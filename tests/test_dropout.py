@@ -94,8 +94,14 @@ def test_matches_torch_with_fixed_mask(shape, dtype, rng, torch):
     mask = torch.tensor(layer.fixed_mask)
     # float32: torch divides by 0.6, we multiply by float32(1 / 0.6); they differ in the last bit
     tolerance = {"rtol": 1e-6} if dtype == np.float32 else {}
-    assert_matches_torch(layer, rng.standard_normal(shape).astype(dtype), lambda tx: tx * mask / (1 - ratio),
-                         rng=rng, forward_kwargs={"train_flg": True}, **tolerance)
+    assert_matches_torch(
+        layer,
+        rng.standard_normal(shape).astype(dtype),
+        lambda tx: tx * mask / (1 - ratio),
+        rng=rng,
+        forward_kwargs={"train_flg": True},
+        **tolerance,
+    )
 
 
 @pytest.mark.parametrize("train_flg", [True, False])

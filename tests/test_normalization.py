@@ -28,8 +28,9 @@ def random_input(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.floa
 @pytest.mark.parametrize("train_flg", [True, False])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_matches_numerical_gradient(shape, train_flg, rng):
-    layer = make_layer(rng, shape[1], running_mean=rng.standard_normal(shape[1]),
-                       running_var=rng.uniform(0.5, 2, shape[1]))
+    layer = make_layer(
+        rng, shape[1], running_mean=rng.standard_normal(shape[1]), running_var=rng.uniform(0.5, 2, shape[1])
+    )
     check_layer_numerically(layer, random_input(rng, shape), rng=rng, forward_kwargs={"train_flg": train_flg})
 
 
@@ -47,8 +48,14 @@ def torch_batch_norm(torch, training: bool, running_mean=None, running_var=None)
 def test_training_matches_torch(shape, dtype, rng, torch):
     layer = make_layer(rng, shape[1], dtype)
     tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {}
-    assert_matches_torch(layer, random_input(rng, shape, dtype), torch_batch_norm(torch, True),
-                         rng=rng, forward_kwargs={"train_flg": True}, **tolerance)
+    assert_matches_torch(
+        layer,
+        random_input(rng, shape, dtype),
+        torch_batch_norm(torch, True),
+        rng=rng,
+        forward_kwargs={"train_flg": True},
+        **tolerance,
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -69,8 +76,9 @@ def test_running_stats_and_eval_output_match_torch(shape, rng, torch):
         x = random_input(rng, shape)
         layer.forward(x, train_flg=True)
         # torch's momentum weighs the new batch, ours the old running value
-        torch.nn.functional.batch_norm(torch.tensor(x), t_mean, t_var, gamma, beta, training=True,
-                                       momentum=1 - momentum, eps=EPS)
+        torch.nn.functional.batch_norm(
+            torch.tensor(x), t_mean, t_var, gamma, beta, training=True, momentum=1 - momentum, eps=EPS
+        )
     np.testing.assert_allclose(layer.running_mean, t_mean.numpy(), rtol=1e-12)
     np.testing.assert_allclose(layer.running_var, t_var.numpy(), rtol=1e-12)
     x = random_input(rng, shape)

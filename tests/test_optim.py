@@ -113,8 +113,13 @@ def test_five_steps_match_torch(cls, make_torch, rng, torch):
             tparam.grad = torch.tensor(grads[key])
         toptimizer.step()
     for key, tparam in tparams.items():
-        np.testing.assert_allclose(params[key], tparam.detach().numpy(), rtol=1e-12, atol=1e-14,
-                                   err_msg=f"{cls.__name__} {key}: ours vs torch")
+        np.testing.assert_allclose(
+            params[key],
+            tparam.detach().numpy(),
+            rtol=1e-12,
+            atol=1e-14,
+            err_msg=f"{cls.__name__} {key}: ours vs torch",
+        )
 
 
 # (c) updates happen in place, so layers stay connected to the network's params
@@ -204,8 +209,18 @@ def test_load_state_dict_refuses_another_type_or_unknown_slots():
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("SGD", SGD), ("sgd", SGD), ("Momentum", Momentum), ("NESTEROV", Nesterov), ("AdaGrad", AdaGrad),
-     ("adagrad", AdaGrad), ("RMSprop", RMSprop), ("rmsprpo", RMSprop), ("Adam", Adam), ("adam", Adam)],
+    [
+        ("SGD", SGD),
+        ("sgd", SGD),
+        ("Momentum", Momentum),
+        ("NESTEROV", Nesterov),
+        ("AdaGrad", AdaGrad),
+        ("adagrad", AdaGrad),
+        ("RMSprop", RMSprop),
+        ("rmsprpo", RMSprop),
+        ("Adam", Adam),
+        ("adam", Adam),
+    ],
 )
 def test_get_optimizer_by_name(name, cls):
     optimizer = get_optimizer(name, lr=0.5)

@@ -20,15 +20,30 @@ from dlscratch.gradient import gradient_check, numerical_gradient
 from dlscratch.layers import (
     AddLayer,
     Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
     LeakyRelu,
     MulLayer,
+    Pooling,
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
     Tanh,
+    col2im,
+    conv_output_size,
+    im2col,
 )
-from dlscratch.nets import Sequential, TwoLayerNet
-from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from dlscratch.nets import (
+    DeepConvNet,
+    MultiLayerNet,
+    MultiLayerNetExtend,
+    Sequential,
+    SimpleConvNet,
+    TwoLayerNet,
+)
+from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
+from dlscratch.train import History, Trainer
 
 __version__ = "0.1.0"
 
@@ -38,20 +53,35 @@ __all__ = [
     "Adam",
     "AddLayer",
     "Affine",
+    "BatchNormalization",
+    "Convolution",
+    "DeepConvNet",
+    "Dropout",
+    "History",
     "LeakyRelu",
     "Momentum",
     "MulLayer",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Nesterov",
+    "Optimizer",
+    "Pooling",
     "RMSprop",
     "Relu",
     "Sequential",
     "Sigmoid",
+    "SimpleConvNet",
     "SoftmaxWithLoss",
     "Tanh",
+    "Trainer",
     "TwoLayerNet",
+    "col2im",
+    "conv_output_size",
     "cross_entropy_error",
+    "get_optimizer",
     "gradient_check",
     "identity_function",
+    "im2col",
     "mean_squared_error",
     "numerical_gradient",
     "relu",

@@ -64,6 +64,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="folder holding the four IDX .gz files (default: $DLSCRATCH_DATA_DIR/<dataset>, the user "
         "cache, and for fashion-mnist /usr/share/datasets/fashion-mnist)",
     )
+    parser.add_argument("--no-download", action="store_true", help="never download missing files")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_data(args: argparse.Namespace, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    (x_train, t_train), (x_test, t_test) = LOADERS[args.dataset](normalize=True, data_dir=args.data_dir)
+    (x_train, t_train), (x_test, t_test) = _read_dataset(args)
     return x_train.astype(dtype, copy=False), t_train, x_test.astype(dtype, copy=False), t_test
+
+
+def _read_dataset(args: argparse.Namespace) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    load = LOADERS[args.dataset]
+    return load(normalize=True, data_dir=args.data_dir, download=not args.no_download)
 
 
 def _build_network(args: argparse.Namespace, input_size: int, dtype: np.dtype) -> TwoLayerNet:
@@ -210,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    (x_train, t_train), _ = LOADERS[args.dataset](normalize=True, data_dir=args.data_dir)
+    (x_train, t_train), _ = _read_dataset(args)
     x, t = x_train[: args.samples].astype(np.float64), t_train[: args.samples]
     network = _build_network(args, x[0].size, np.dtype(np.float64))
     report = gradient_check(network, x, t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlscratch.layers.base import Layer, check_float
+from dlscratch.layers.base import Layer, check_float, check_same_shape
 
 
 class Affine(Layer):
@@ -18,7 +18,9 @@ class Affine(Layer):
         super().__init__()
         W, b = np.asarray(W), np.asarray(b)
         if W.ndim != 2 or b.shape != W.shape[1:]:
-            raise ValueError(f"Affine expected W of shape (D, M) and b of shape (M,), got {W.shape} and {b.shape}")
+            raise ValueError(
+                f"Affine expected W of shape (D, M) and b of shape (M,), got {W.shape} and {b.shape}"
+            )
         self._set_params(W=W, b=b)
         # False on a network's first layer: nobody needs the gradient of the input data
         self.needs_input_grad = True
@@ -38,16 +40,17 @@ class Affine(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float(self, x)
-        if x.ndim == 0 or x[0].size != self.W.shape[0]:
+        features = int(np.prod(x.shape[1:])) if x.ndim else 0  # not x[0].size: a batch may be empty
+        if features != self.W.shape[0]:
             raise ValueError(
-                f"Affine expected {self.W.shape[0]} input features, got "
-                f"{x[0].size if x.ndim else 0} (input shape {x.shape})"
+                f"Affine expected {self.W.shape[0]} input features, got {features} (input shape {x.shape})"
             )
         self._x_shape = x.shape
-        self._x = x.reshape(len(x), -1)
+        self._x = x.reshape(len(x), features)
         return self._x @ self.W + self.b
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        check_same_shape(self, dout, (len(self._x), self.W.shape[1]))
         # written in place: the network's grads dict and the optimizer hold these arrays
         np.matmul(self._x.T, dout, out=self.grads["W"])
         np.sum(dout, axis=0, out=self.grads["b"])

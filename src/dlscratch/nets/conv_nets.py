@@ -1,0 +1,172 @@
+"""The convolutional networks of chapters 7 and 8: SimpleConvNet and DeepConvNet."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from dlscratch.layers.activation import Relu
+from dlscratch.layers.affine import Affine
+from dlscratch.layers.conv import Convolution, conv_output_size
+from dlscratch.layers.dropout import Dropout
+from dlscratch.layers.pooling import Pooling
+from dlscratch.nets.init import WeightInitStd, as_rng, check_dtype, init_scale, random_weights
+from dlscratch.nets.multi_layer import _child_seed
+from dlscratch.nets.sequential import Sequential
+
+ConvParam = Mapping[str, int]
+
+
+def _check_input_dim(name: str, input_dim: Any) -> tuple[int, int, int]:
+    dims = tuple(input_dim)
+    if len(dims) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims):
+        raise ValueError(f"{name} expected input_dim (channels, height, width) of positive ints, got {input_dim!r}")
+    return int(dims[0]), int(dims[1]), int(dims[2])
+
+
+def _conv_layer(rng: Any, channels: int, param: ConvParam, scale: WeightInitStd, dtype: np.dtype) -> Convolution:
+    missing = {"filter_num", "filter_size", "pad", "stride"} - set(param)
+    if missing:
+        raise ValueError(f"conv_param is missing {sorted(missing)}")
+    size, count = param["filter_size"], param["filter_num"]
+    W = random_weights(rng, (count, channels, size, size), init_scale(scale, channels * size * size), dtype)
+    return Convolution(W, np.zeros(count, dtype), stride=param["stride"], pad=param["pad"])
+
+
+def _conv_shape(shape: tuple[int, int, int], param: ConvParam) -> tuple[int, int, int]:
+    """(channels, height, width) after a convolution with these settings."""
+    size, pad, stride = param["filter_size"], param["pad"], param["stride"]
+    return (
+        param["filter_num"],
+        conv_output_size(shape[1], size, stride, pad),
+        conv_output_size(shape[2], size, stride, pad),
+    )
+
+
+def _pool_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(channels, height, width) after 2x2 pooling with stride 2."""
+    return shape[0], conv_output_size(shape[1], 2, 2), conv_output_size(shape[2], 2, 2)
+
+
+class SimpleConvNet(Sequential):
+    """Conv -> ReLU -> 2x2 max pool -> Affine -> ReLU -> Affine, the net of chapter 7.
+
+    input_dim: (C, H, W) of each image; conv_param: filter_num, filter_size, pad, stride.
+    Input (N, C, H, W), output scores (N, output_size). params: W1 b1 (convolution),
+    W2 b2, W3 b3 (the affine layers); layers Conv1 Relu1 Pool1 Affine1 Relu2 Affine2.
+    Keyword-only: seed, dtype, as for TwoLayerNet.
+    """
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (1, 28, 28),
+        conv_param: ConvParam | None = None,
+        hidden_size: int = 100,
+        output_size: int = 10,
+        weight_init_std: WeightInitStd = 0.01,
+        *,
+        seed: Any = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        conv_param = dict(conv_param or {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1})
+        shape = _check_input_dim(type(self).__name__, input_dim)
+        rng, dtype = as_rng(seed), check_dtype(dtype)
+        self._settings = {
+            "input_dim": list(shape),
+            "conv_param": conv_param,
+            "hidden_size": int(hidden_size),
+            "output_size": int(output_size),
+            "weight_init_std": weight_init_std,
+            "dtype": dtype.name,
+        }
+        conv = _conv_layer(rng, shape[0], conv_param, weight_init_std, dtype)
+        pooled = int(np.prod(_pool_shape(_conv_shape(shape, conv_param))))
+        super().__init__(
+            OrderedDict(
+                Conv1=conv,
+                Relu1=Relu(),
+                Pool1=Pooling(2, 2, stride=2),
+                Affine1=Affine(
+                    random_weights(rng, (pooled, hidden_size), init_scale(weight_init_std, pooled), dtype),
+                    np.zeros(hidden_size, dtype),
+                ),
+                Relu2=Relu(),
+                Affine2=Affine(
+                    random_weights(rng, (hidden_size, output_size), init_scale(weight_init_std, hidden_size), dtype),
+                    np.zeros(output_size, dtype),
+                ),
+            )
+        )
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+
+DEEP_CONV_DEFAULTS = (
+    {"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 32, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 32, "filter_size": 3, "pad": 2, "stride": 1},
+    {"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+)
+
+
+class DeepConvNet(Sequential):
+    """The deep net of chapter 8 (99.4% on MNIST in the book).
+
+    (conv -> ReLU -> conv -> ReLU -> 2x2 max pool) three times, then Affine -> ReLU ->
+    Dropout(0.5) -> Affine -> Dropout(0.5). Weights use He initialisation, as in the book.
+    conv_param_1 ... conv_param_6 as in the book (3x3 filters; 16, 16, 32, 32, 64, 64 of
+    them; the fourth padded by 2). Input (N, C, H, W), output (N, output_size).
+    Keyword-only: seed, dtype.
+    """
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (1, 28, 28),
+        conv_param_1: ConvParam = DEEP_CONV_DEFAULTS[0],
+        conv_param_2: ConvParam = DEEP_CONV_DEFAULTS[1],
+        conv_param_3: ConvParam = DEEP_CONV_DEFAULTS[2],
+        conv_param_4: ConvParam = DEEP_CONV_DEFAULTS[3],
+        conv_param_5: ConvParam = DEEP_CONV_DEFAULTS[4],
+        conv_param_6: ConvParam = DEEP_CONV_DEFAULTS[5],
+        hidden_size: int = 50,
+        output_size: int = 10,
+        *,
+        seed: Any = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        conv_params = [dict(p) for p in (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)]
+        shape = _check_input_dim(type(self).__name__, input_dim)
+        rng, dtype = as_rng(seed), check_dtype(dtype)
+        self._settings = {
+            "input_dim": list(shape),
+            **{f"conv_param_{i}": p for i, p in enumerate(conv_params, start=1)},
+            "hidden_size": int(hidden_size),
+            "output_size": int(output_size),
+            "dtype": dtype.name,
+        }
+        layers: OrderedDict[str, Any] = OrderedDict()
+        for index, param in enumerate(conv_params, start=1):
+            layers[f"Conv{index}"] = _conv_layer(rng, shape[0], param, "he", dtype)
+            layers[f"Relu{index}"] = Relu()
+            shape = _conv_shape(shape, param)
+            if index % 2 == 0:
+                layers[f"Pool{index // 2}"] = Pooling(2, 2, stride=2)
+                shape = _pool_shape(shape)
+        flat = int(np.prod(shape))
+        layers["Affine1"] = Affine(random_weights(rng, (flat, hidden_size), init_scale("he", flat), dtype), np.zeros(hidden_size, dtype))
+        layers["Relu7"] = Relu()
+        layers["Dropout1"] = Dropout(0.5, seed=_child_seed(rng, seed))
+        layers["Affine2"] = Affine(
+            random_weights(rng, (hidden_size, output_size), init_scale("he", hidden_size), dtype), np.zeros(output_size, dtype)
+        )
+        layers["Dropout2"] = Dropout(0.5, seed=_child_seed(rng, seed))
+        super().__init__(layers)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._settings)

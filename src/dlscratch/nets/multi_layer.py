@@ -1,0 +1,125 @@
+"""The fully connected networks of chapter 6: MultiLayerNet and MultiLayerNetExtend."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlscratch.layers.activation import Relu, Sigmoid
+from dlscratch.layers.affine import Affine
+from dlscratch.layers.dropout import Dropout
+from dlscratch.layers.normalization import BatchNormalization
+from dlscratch.nets.init import WeightInitStd, as_rng, check_dtype, init_scale, random_weights
+from dlscratch.nets.sequential import Sequential
+
+ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+
+
+def _check_sizes(name: str, input_size: int, hidden_size_list: Sequence[int], output_size: int) -> list[int]:
+    sizes = [input_size, *hidden_size_list, output_size]
+    if not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+        raise ValueError(f"{name} expected positive int sizes, got {input_size}, {list(hidden_size_list)}, {output_size}")
+    return [int(s) for s in sizes]
+
+
+class MultiLayerNetExtend(Sequential):
+    """Affine -> [BatchNorm] -> activation -> [Dropout], once per hidden size, then Affine.
+
+    The book's signature (chapter 6), where it spells the dropout argument
+    ``dropout_ration``; ``dropout_ratio`` works too. Layers are named as in the book
+    (Affine1, BatchNorm1, Activation_function1, Dropout1, ...), params W1 b1 gamma1 beta1 ...
+    weight_init_std: a number, or 'relu'/'he' (sqrt(2/n)) or 'sigmoid'/'xavier' (sqrt(1/n)).
+    Keyword-only: seed (an int, a Generator, or None for np.random's global state), dtype.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size_list: Sequence[int],
+        output_size: int,
+        activation: str = "relu",
+        weight_init_std: WeightInitStd = "relu",
+        weight_decay_lambda: float = 0,
+        use_dropout: bool = False,
+        dropout_ration: float = 0.5,
+        use_batchnorm: bool = False,
+        *,
+        dropout_ratio: float | None = None,
+        seed: Any = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        sizes = _check_sizes(type(self).__name__, input_size, hidden_size_list, output_size)
+        rng, dtype = as_rng(seed), check_dtype(dtype)
+        ratio = dropout_ration if dropout_ratio is None else dropout_ratio
+        self._settings = {
+            "input_size": sizes[0],
+            "hidden_size_list": sizes[1:-1],
+            "output_size": sizes[-1],
+            "activation": activation,
+            "weight_init_std": weight_init_std,
+            "weight_decay_lambda": float(weight_decay_lambda),
+            "use_dropout": bool(use_dropout),
+            "dropout_ratio": float(ratio),
+            "use_batchnorm": bool(use_batchnorm),
+            "dtype": dtype.name,
+        }
+        layers: OrderedDict[str, Any] = OrderedDict()
+        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+            scale = init_scale(weight_init_std, fan_in)
+            layers[f"Affine{index}"] = Affine(random_weights(rng, (fan_in, fan_out), scale, dtype), np.zeros(fan_out, dtype))
+            if index == len(sizes) - 1:
+                break
+            if use_batchnorm:
+                layers[f"BatchNorm{index}"] = BatchNormalization(np.ones(fan_out, dtype), np.zeros(fan_out, dtype))
+            layers[f"Activation_function{index}"] = ACTIVATIONS[activation]()
+            if use_dropout:
+                layers[f"Dropout{index}"] = Dropout(ratio, seed=_child_seed(rng, seed))
+        super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
+        self.hidden_layer_num = len(sizes) - 2
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+
+class MultiLayerNet(MultiLayerNetExtend):
+    """The plain fully connected net of chapter 6: (Affine -> activation) per hidden size, then Affine."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size_list: Sequence[int],
+        output_size: int,
+        activation: str = "relu",
+        weight_init_std: WeightInitStd = "relu",
+        weight_decay_lambda: float = 0,
+        *,
+        seed: Any = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size_list,
+            output_size,
+            activation,
+            weight_init_std,
+            weight_decay_lambda,
+            seed=seed,
+            dtype=dtype,
+        )
+
+    def config(self) -> dict[str, Any]:
+        settings = super().config()
+        for extension in ("use_dropout", "dropout_ratio", "use_batchnorm"):
+            del settings[extension]
+        return settings
+
+
+def _child_seed(rng: Any, seed: Any) -> Any:
+    """A seed for a layer's own generator: drawn from the net's when the net is seeded,
+    so one seed fixes the whole run; None (the global state) otherwise."""
+    return None if seed is None else int(rng.integers(2**63))

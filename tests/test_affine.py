@@ -1,0 +1,133 @@
+"""Affine: gradients against numerical differences and torch, N-d input, dtypes, errors."""
+
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+import pytest
+from gradcheck_helpers import assert_matches_torch, check_layer_numerically
+
+from dlscratch.layers.affine import Affine
+
+SHAPES = [(1, 3), (4, 7), (5, 2, 3, 4)]
+
+
+def make_affine(rng: np.random.Generator, in_shape: tuple[int, ...], out: int = 5, dtype=np.float64):
+    features = prod(in_shape[1:])
+    return Affine(rng.standard_normal((features, out)).astype(dtype), rng.standard_normal(out).astype(dtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backward_matches_numerical_gradient(shape, rng):
+    check_layer_numerically(make_affine(rng, shape), rng.standard_normal(shape), rng=rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_torch(shape, dtype, rng, torch):
+    layer = make_affine(rng, shape, dtype=dtype)
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {}
+    assert_matches_torch(
+        layer,
+        rng.standard_normal(shape).astype(dtype),
+        lambda tx, W, b: tx.reshape(len(tx), -1) @ W + b,
+        rng=rng,
+        **tolerance,
+    )
+
+
+def test_n_d_input_is_flattened_and_dx_reshaped_back(rng):
+    layer = make_affine(rng, (2, 3, 4), out=6)
+    x = rng.standard_normal((2, 3, 4))
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, x.reshape(2, 12) @ layer.W + layer.b)
+    assert layer.x.shape == (2, 12)  # the book's attribute holds the flattened input
+    assert layer.backward(np.ones((2, 6))).shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(dtype, rng):
+    layer = make_affine(rng, (3, 4), dtype=dtype)
+    out = layer.forward(rng.standard_normal((3, 4)).astype(dtype))
+    dx = layer.backward(np.ones((3, 5), dtype=dtype))
+    assert {a.dtype for a in (out, dx, layer.dW, layer.db)} == {np.dtype(dtype)}
+
+
+def test_gradients_written_in_place_into_the_same_arrays(rng):
+    layer = make_affine(rng, (3, 4))
+    dW, db = layer.grads["W"], layer.grads["b"]
+    x, dout = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))
+    layer.forward(x)
+    layer.backward(dout)
+    assert layer.dW is dW and layer.db is db
+    np.testing.assert_allclose(dW, x.T @ dout)
+    np.testing.assert_allclose(db, dout.sum(axis=0))
+    assert layer.W is layer.params["W"] and layer.b is layer.params["b"]
+
+
+def test_backward_leaves_its_arguments_alone(rng):
+    layer = make_affine(rng, (3, 4))
+    x, dout = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))
+    before = x.copy(), dout.copy()
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(dout, before[1])
+
+
+def test_no_input_gradient_when_not_needed(rng):
+    layer = make_affine(rng, (3, 4))
+    layer.needs_input_grad = False
+    layer.forward(rng.standard_normal((3, 4)))
+    assert layer.backward(np.ones((3, 5))) is None
+    np.testing.assert_allclose(layer.db, 3.0)
+
+
+def test_an_empty_batch_gives_an_empty_output(rng):
+    layer = make_affine(rng, (1, 2, 3))
+    assert layer.forward(np.zeros((0, 2, 3))).shape == (0, 5)
+    assert layer.backward(np.zeros((0, 5))).shape == (0, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((100, 785), r"Affine expected 784 input features, got 785 \(input shape \(100, 785\)\)"),
+        ((2, 28, 27), r"Affine expected 784 input features, got 756 \(input shape \(2, 28, 27\)\)"),
+        ((), r"Affine expected 784 input features, got 0 \(input shape \(\)\)"),
+    ],
+)
+def test_wrong_feature_count_raises(shape, message):
+    layer = Affine(np.zeros((784, 10)), np.zeros(10))
+    with pytest.raises(ValueError, match=message):
+        layer.forward(np.zeros(shape))
+
+
+def test_integer_input_raises():
+    with pytest.raises(ValueError, match="Affine expected floating-point input, got dtype int64"):
+        Affine(np.zeros((2, 3)), np.zeros(3)).forward(np.ones((4, 2), dtype=np.int64))
+
+
+def test_wrong_dout_shape_raises(rng):
+    layer = make_affine(rng, (3, 4))
+    layer.forward(rng.standard_normal((3, 4)))
+    with pytest.raises(ValueError, match=r"Affine.backward expected dout of shape \(3, 5\), got \(5,\)"):
+        layer.backward(np.ones(5))
+
+
+@pytest.mark.parametrize(
+    ("W", "b", "message"),
+    [
+        (np.zeros((3, 2)), np.zeros(3), r"W of shape \(D, M\) and b of shape \(M,\), got \(3, 2\) and \(3,"),
+        (np.zeros(3), np.zeros(3), r"got \(3,\) and \(3,\)"),
+        (np.zeros((3, 2), dtype=int), np.zeros(2, dtype=int), "floating-point array for W"),
+    ],
+)
+def test_bad_parameters_raise(W, b, message):
+    with pytest.raises(ValueError, match=message):
+        Affine(W, b)
+
+
+def test_repr_names_shapes():
+    assert repr(Affine(np.zeros((3, 2)), np.zeros(2))) == "Affine(W=(3, 2), b=(2,))"
