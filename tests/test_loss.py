@@ -35,10 +35,8 @@ def labels(rng: np.random.Generator, shape: tuple[int, int], one_hot: bool) -> n
 @pytest.mark.parametrize("one_hot", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_matches_numerical_gradient(shape, one_hot, rng):
-    # the loss adds 1e-7 inside the log (as the book does) and backward ignores it, so the
-    # two agree only to about 1e-7 / softmax(x)[t]: hence rtol 1e-5
     layer = LossWithFixedLabels(labels(rng, shape, one_hot))
-    check_layer_numerically(layer, rng.standard_normal(shape), rng=rng, rtol=1e-5, atol=1e-7)
+    check_layer_numerically(layer, rng.standard_normal(shape), rng=rng)
 
 
 @pytest.mark.parametrize("one_hot", [False, True])
@@ -50,10 +48,7 @@ def test_matches_torch_cross_entropy(shape, one_hot, rng, torch):
     def cross_entropy(tx):
         return torch.nn.functional.cross_entropy(tx, target)
 
-    # the forward differs by the book's 1e-7 inside the log; the gradient matches exactly
-    assert_matches_torch(
-        LossWithFixedLabels(t), rng.standard_normal(shape), cross_entropy, rng=rng, rtol=1e-6, atol=1e-9
-    )
+    assert_matches_torch(LossWithFixedLabels(t), rng.standard_normal(shape), cross_entropy, rng=rng)
 
 
 def test_backward_is_softmax_minus_one_hot_over_n_times_dout(rng):
@@ -62,7 +57,7 @@ def test_backward_is_softmax_minus_one_hot_over_n_times_dout(rng):
     loss = layer.forward(x, t)
     y = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
     assert isinstance(loss, float)
-    assert loss == pytest.approx(-np.mean(np.log(y[np.arange(4), t] + 1e-7)))
+    assert loss == pytest.approx(-np.mean(np.log(y[np.arange(4), t])), rel=1e-14)
     np.testing.assert_allclose(layer.y, y)
     expected = (y - np.eye(3)[t]) / 4
     np.testing.assert_allclose(layer.backward(), expected)  # dout defaults to 1, as in the book
@@ -98,7 +93,7 @@ def test_large_scores_do_not_overflow():
     layer = SoftmaxWithLoss()
     with np.errstate(over="raise", invalid="raise"):
         loss = layer.forward(np.array([[1000.0, 0.0], [0.0, -1000.0]]), np.array([0, 0]))
-    assert loss == pytest.approx(-np.log(1 + 1e-7))  # both rows certain and right
+    assert loss == 0.0  # both rows certain and right: exactly zero, no log(0)
 
 
 @pytest.mark.parametrize(

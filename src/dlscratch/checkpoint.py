@@ -291,29 +291,31 @@ def _history_from(data: Any) -> History:
 
 
 def _mismatches(checkpoint: dict[str, Any], trainer: Trainer) -> list[str]:
-    """Why trainer cannot continue the saved run (empty: it can)."""
-    problems = []
-    saved = network_description(checkpoint["network"])
-    ours = network_description(trainer.network)
-    if saved != ours:
-        problems.append(
-            f"the checkpoint's network is a {saved['class']} with config {short(saved['config'])}, "
-            f"the trainer's a {ours['class']} with config {short(ours['config'])}"
-        )
-    else:
-        problems += array_mismatches(network_arrays(trainer.network), network_arrays(checkpoint["network"]))
-    saved_optimizer, our_optimizer = type(checkpoint["optimizer"]).__name__, type(trainer.optimizer).__name__
-    if saved_optimizer != our_optimizer:
-        problems.append(f"the checkpoint's optimizer is {saved_optimizer}, the trainer's {our_optimizer}")
-    for key in ("batch_size", "train_size", "sampling"):
-        if checkpoint["trainer"][key] != getattr(trainer, key):
-            problems.append(
-                f"{key} is {checkpoint['trainer'][key]!r} in the checkpoint, {getattr(trainer, key)!r} here"
-            )
-    saved_sampler, our_sampler = _sampler_kind(checkpoint["rng"]["sampler"]), _sampler_kind(trainer.rng)
-    if saved_sampler != our_sampler:
-        problems.append(f"the checkpoint's batch sampler is {saved_sampler}, the trainer's {our_sampler}")
-    return problems
+    """Why trainer cannot continue the saved run, each as "X is A in the checkpoint, B here"
+    (empty: it can)."""
+    saved, ours = network_description(checkpoint["network"]), network_description(trainer.network)
+    pairs = [("the network", saved["class"], ours["class"])]
+    if saved["class"] == ours["class"]:
+        keys = sorted(saved["config"].keys() | ours["config"].keys())
+        pairs += [(f"the network's {key}", saved["config"].get(key), ours["config"].get(key)) for key in keys]
+        pairs += [(f"the network's {key}", saved[key], ours[key]) for key in ("dtype", "param_layers")]
+    pairs += [
+        ("the optimizer", type(checkpoint["optimizer"]).__name__, type(trainer.optimizer).__name__),
+        *(
+            (key, checkpoint["trainer"][key], getattr(trainer, key))
+            for key in ("batch_size", "train_size", "sampling")
+        ),
+        ("the batch sampler", _sampler_kind(checkpoint["rng"]["sampler"]), _sampler_kind(trainer.rng)),
+    ]
+    problems = [
+        f"{what} is {short(theirs)} in the checkpoint, {short(mine)} here"
+        for what, theirs, mine in pairs
+        if theirs != mine
+    ]
+    # the same description means the same arrays; checked all the same, as nothing may fail later
+    return problems or array_mismatches(
+        network_arrays(trainer.network), network_arrays(checkpoint["network"])
+    )
 
 
 def _sampler_kind(rng: Any) -> str:

@@ -23,11 +23,12 @@ import numpy as np
 
 from dlscratch.datasets import load_fashion_mnist, load_mnist
 from dlscratch.gradient import gradient_check
-from dlscratch.nets import TwoLayerNet
+from dlscratch.layers import Convolution, Dropout
+from dlscratch.nets import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleConvNet, TwoLayerNet
 from dlscratch.train import History, NonFiniteLossError, Trainer
 
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
-MODELS = ("two-layer",)
+MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -67,9 +68,38 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-download", action="store_true", help="never download missing files")
 
 
+def _hidden_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes like 256,128, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return sizes
+
+
+def _dropout_ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a ratio in [0, 1), got {text}")
+    return value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=MODELS, default="two-layer", help="network (default: two-layer)")
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="two-layer",
+        help="network: two-layer (TwoLayerNet), mlp (MultiLayerNetExtend), convnet (SimpleConvNet), "
+        "deep-convnet (DeepConvNet) (default: two-layer)",
+    )
     parser.add_argument("--hidden-size", type=_positive_int, default=50, help="hidden units of two-layer (default: 50)")
+    parser.add_argument(
+        "--hidden-sizes", type=_hidden_sizes, default=[100, 100], help="hidden layers of mlp, e.g. 256,128 (default: 100,100)"
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 strength lambda, mlp only (default: 0)")
+    parser.add_argument("--dropout", type=_dropout_ratio, default=0.0, help="dropout ratio after each hidden layer, mlp only")
+    parser.add_argument("--batchnorm", action="store_true", help="batch normalization before each activation, mlp only")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default: 0)")
 
 
@@ -89,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--iters", type=_positive_int, help="iterations to run (default: 10000)")
     length.add_argument("--epochs", type=_positive_float, help="epochs to run instead of --iters")
     train.add_argument("--batch-size", type=_positive_int, default=100, help="mini-batch size (default: 100)")
-    train.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default: 0.1)")
+    train.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default: 0.1 for sgd as in the book, else the optimizer's own)"
+    )
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="update rule (default: sgd)")
     train.add_argument(
         "--sampling",
@@ -116,22 +148,63 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(check)
     _add_model_options(check)
     check.add_argument("--samples", type=_positive_int, default=3, help="training samples used (default: 3)")
+    check.add_argument(
+        "--entries",
+        type=_positive_int,
+        help="check only this many random entries of each parameter (default: all for two-layer and mlp, "
+        "30 for the convolutional nets, whose every entry costs two forward passes)",
+    )
     check.add_argument("--tolerance", type=_positive_float, default=1e-6, help="bound on mean |diff| (default: 1e-6)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy of a saved model on a data set's test split", description="Load a model file "
+        "written by 'dlscratch train' (or dlscratch.save) and print its accuracy on the test split."
+    )
+    evaluate.add_argument("model_file", type=Path, metavar="MODEL.npz", help="the model file")
+    _add_data_options(evaluate)
     return parser
 
 
-def _load_data(args: argparse.Namespace, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    (x_train, t_train), (x_test, t_test) = _read_dataset(args)
+def _load_data(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
+    """x_train, t_train, x_test, t_test; x as (N, 1, 28, 28) images or (N, 784) rows, in dtype."""
+    load = LOADERS[args.dataset]
+    (x_train, t_train), (x_test, t_test) = load(
+        normalize=True, flatten=not images, data_dir=args.data_dir, download=not args.no_download
+    )
     return x_train.astype(dtype, copy=False), t_train, x_test.astype(dtype, copy=False), t_test
 
 
-def _read_dataset(args: argparse.Namespace) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    load = LOADERS[args.dataset]
-    return load(normalize=True, data_dir=args.data_dir, download=not args.no_download)
+def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
+    """The network --model names, for 28x28 single-channel images and 10 classes."""
+    if args.model != "mlp":
+        used = [o for o, on in (("--weight-decay", args.weight_decay), ("--dropout", args.dropout), ("--batchnorm", args.batchnorm)) if on]
+        if used:
+            raise UsageError(f"{', '.join(used)} apply to --model mlp only")
+    options = {"seed": args.seed, "dtype": dtype}
+    if args.model == "two-layer":
+        return TwoLayerNet(784, args.hidden_size, 10, **options)
+    if args.model == "mlp":
+        if args.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+        return MultiLayerNetExtend(
+            784,
+            args.hidden_sizes,
+            10,
+            weight_init_std="he",
+            weight_decay_lambda=args.weight_decay,
+            use_dropout=args.dropout > 0,
+            dropout_ratio=args.dropout,
+            use_batchnorm=args.batchnorm,
+            **options,
+        )
+    if args.model == "convnet":
+        return SimpleConvNet((1, 28, 28), **options)
+    return DeepConvNet((1, 28, 28), **options)
 
 
-def _build_network(args: argparse.Namespace, input_size: int, dtype: np.dtype) -> TwoLayerNet:
-    return TwoLayerNet(input_size, args.hidden_size, 10, seed=args.seed, dtype=dtype)
+def _takes_images(network: Any) -> bool:
+    """True when the network's first layer is a convolution (input (N, C, H, W))."""
+    return isinstance(next(iter(network.layers.values())), Convolution)
 
 
 def _prepare_out(out: Path | None) -> Path:
@@ -186,8 +259,9 @@ def _write_run(out: Path, args: argparse.Namespace, network: Any, history: Histo
 def cmd_train(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out)
     dtype = np.dtype(args.dtype)
-    x_train, t_train, x_test, t_test = _load_data(args, dtype)
-    network = _build_network(args, x_train[0].size, dtype)
+    network = _build_network(args, dtype)
+    x_train, t_train, x_test, t_test = _load_data(args, dtype, _takes_images(network))
+    lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else None)
     iters = args.iters if args.iters is not None or args.epochs is not None else 10000
     trainer = Trainer(
         network,
@@ -198,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs or 1,
         mini_batch_size=args.batch_size,
         optimizer=args.optimizer,
-        optimizer_param={"lr": args.lr},
+        optimizer_param={} if lr is None else {"lr": lr},
         verbose=not args.quiet,
         iters=iters,
         sampling=args.sampling,
@@ -216,10 +290,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    (x_train, t_train), _ = _read_dataset(args)
-    x, t = x_train[: args.samples].astype(np.float64), t_train[: args.samples]
-    network = _build_network(args, x[0].size, np.dtype(np.float64))
-    report = gradient_check(network, x, t)
+    network = _build_network(args, np.dtype(np.float64))
+    x_train, t_train, _, _ = _load_data(args, np.dtype(np.float64), _takes_images(network))
+    x, t = x_train[: args.samples], t_train[: args.samples]
+    if _takes_images(network):
+        _move_biases_off_kinks(network, args.seed)
+    network.predict(x, train_flg=True)
+    for layer in network.layers.values():
+        if isinstance(layer, Dropout):
+            # the same units dropped in every evaluation, so the loss is one fixed function
+            layer.fixed_mask = layer.mask
+    convolutional = _takes_images(network)
+    entries = args.entries if args.entries is not None else (30 if convolutional else None)
+    step = 1e-6 if convolutional else 1e-4  # see gradient_check: max pooling's ties
+    report = gradient_check(network, x, t, max_entries=entries, seed=args.seed, h=step)
     width = max(len(key) for key in report)
     print(f"{'param':<{width}}  {'mean |diff|':>12}  {'max rel err':>12}")
     for key, row in report.items():
@@ -230,7 +314,31 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if worst < args.tolerance else 1
 
 
-COMMANDS = {"train": cmd_train, "gradcheck": cmd_gradcheck}
+def _move_biases_off_kinks(network: Any, seed: int) -> None:
+    """Give every bias a random value of size 0.01 to 0.1.
+
+    On an image's blank background a convolution's output is exactly its bias, zero at
+    initialisation, where ReLU has no derivative: the numerical and the backpropagated
+    gradient then legitimately disagree. Nonzero biases move those units off the kink.
+    """
+    rng = np.random.default_rng(seed)
+    for key, param in network.params.items():
+        if key.startswith("b"):
+            param += rng.choice([-1, 1], param.shape) * rng.uniform(0.01, 0.1, param.shape)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dlscratch.serialize import load
+
+    network = load(args.model_file)
+    dtype = network.params[next(iter(network.params))].dtype
+    _, _, x_test, t_test = _load_data(args, dtype, _takes_images(network))
+    accuracy = network.accuracy(x_test, t_test)
+    print(f"test accuracy: {accuracy:.4f} ({len(x_test)} samples of {args.dataset})")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "gradcheck": cmd_gradcheck, "evaluate": cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

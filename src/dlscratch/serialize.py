@@ -597,6 +597,8 @@ def _array_header(
         else:
             raise ValueError(f"{short(name)} uses .npy format {version}, not 1.0 or 2.0")
         data_start = member.tell()
+    if dtype.name not in _DTYPES:
+        raise ValueError(f"{short(name)} holds dtype {dtype}, not plain numbers (it would need pickle)")
     if data_start + math.prod(shape) * dtype.itemsize != info.file_size:
         raise ValueError(f"{short(name)} is truncated or padded: its header says shape {shape} of {dtype}")
     return shape, dtype

@@ -23,10 +23,10 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     """
     input_size, filter_size = operator.index(input_size), operator.index(filter_size)
     stride, pad = operator.index(stride), operator.index(pad)
-    if stride < 1 or pad < 0 or filter_size < 1:
+    if stride < 1 or pad < 0 or filter_size < 1 or input_size < 1:
         raise ValueError(
-            f"need stride >= 1, pad >= 0 and filter size >= 1, got stride {stride}, pad {pad}, "
-            f"filter size {filter_size}"
+            "need stride >= 1, pad >= 0 and sizes >= 1, got stride "
+            f"{stride}, pad {pad}, filter size {filter_size}, input size {input_size}"
         )
     span = input_size + 2 * pad - filter_size
     if span < 0:
@@ -211,7 +211,7 @@ class Convolution(Layer):
         N, C, H, W = self._x_shape
         FN, _, FH, FW = self.W.shape
         col, k, pad = self._col, C * FH * FW, self.pad
-        dout = dout.reshape(N, FN, -1)
+        dout = dout.reshape(N, FN, col.shape[2])
         # dout @ [col; ones].T = [dW | db] per image; their sum over the batch is the gradient
         grads = np.matmul(dout, col.transpose(0, 2, 1)).sum(axis=0)
         self.grads["W"][...] = grads[:, :k].reshape(self.W.shape)

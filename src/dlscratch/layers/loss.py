@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlscratch.functions import as_class_indices, cross_entropy_of_indices, softmax
+from dlscratch.functions import as_class_indices
 from dlscratch.layers.base import Layer, check_float
 
 
 class SoftmaxWithLoss(Layer):
     """Softmax followed by the cross-entropy error, mean over the batch.
+
+    The loss is computed as log(sum(exp(x))) - x[t] (shifted by the row maximum), the
+    exact value of -log(softmax(x)[t]). The book adds 1e-7 inside the log instead, which
+    makes the loss disagree with its own gradient once a probability drops near 1e-7.
 
     forward(x, t): x scores (N, C); t one-hot (N, C) or class indices (N,). Returns the loss.
     backward(dout=1): dL/dx = dout * (softmax(x) - onehot(t)) / N, shape (N, C).
@@ -28,8 +32,12 @@ class SoftmaxWithLoss(Layer):
             raise ValueError(f"SoftmaxWithLoss expected scores of shape (N, C) with N > 0, got {x.shape}")
         self.t = t
         self._t_index = as_class_indices(x, t)
-        self.y = softmax(x)
-        self.loss = cross_entropy_of_indices(self.y, self._t_index)
+        shifted = x - x.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)
+        self.y = exp / sums
+        picked = shifted[np.arange(len(x)), self._t_index]
+        self.loss = float(np.mean(np.log(sums[:, 0]) - picked))
         return self.loss
 
     def backward(self, dout: float | np.ndarray = 1) -> np.ndarray:

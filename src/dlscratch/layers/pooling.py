@@ -50,7 +50,13 @@ class Pooling(Layer):
         self._argmax: np.ndarray | None = None  # window offset of each max, row-major
 
     def config(self) -> dict[str, Any]:
-        return {"pool_h": self.pool_h, "pool_w": self.pool_w, "stride": self.stride, "pad": self.pad, "mode": self.mode}
+        return {
+            "pool_h": self.pool_h,
+            "pool_w": self.pool_w,
+            "stride": self.stride,
+            "pad": self.pad,
+            "mode": self.mode,
+        }
 
     def _offsets(self) -> list[tuple[int, int]]:
         """The (i, j) positions inside a window, row-major: offset k is (k // pool_w, k % pool_w)."""

@@ -1,0 +1,349 @@
+"""Checkpoints: a run stopped, saved, restored into fresh objects and continued ends bit for
+bit where the uninterrupted run ends; bad checkpoints and mismatched trainers are refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_serialize import assert_same_arrays, export_layers, model_parts, raw_archive, set_in
+
+from dlscratch import checkpoint as checkpoint_module
+from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint, save_checkpoint
+from dlscratch.layers import Affine, Relu
+from dlscratch.nets import Sequential, TwoLayerNet
+from dlscratch.optim import Adam
+from dlscratch.serialize import load, save
+from dlscratch.train import SAMPLING_MODES, History, Trainer
+
+ITERS, STOP = 30, 13
+OPTIMIZERS = {"SGD": {"lr": 0.1}, "Momentum": {"lr": 0.1}, "Adam": {"lr": 0.01}}
+
+
+def tiny_data(dtype: Any = np.float64) -> tuple[np.ndarray, ...]:
+    """20 training and 10 test samples, 4 features, 3 classes. 20 is no multiple of the
+    batch size 7, so shuffled batches straddle epochs and a checkpoint lands mid-epoch."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((30, 4)).astype(dtype)
+    t = rng.integers(0, 3, 30)
+    return x[:20], t[:20], x[20:], t[20:]
+
+
+def make_trainer(
+    network: Any = None,
+    optimizer: str = "SGD",
+    sampling: str = "replacement",
+    seed: Any = 5,
+    callbacks: list | None = None,
+    **kwargs: Any,
+) -> Trainer:
+    network = TwoLayerNet(4, 6, 3, weight_init_std=0.5, seed=0) if network is None else network
+    dtype = next(iter(network.params.values())).dtype
+    return Trainer(
+        network,
+        *tiny_data(dtype),
+        **{"mini_batch_size": 7, "iters": ITERS, **kwargs},
+        optimizer=optimizer,
+        optimizer_param=OPTIMIZERS[optimizer],
+        verbose=False,
+        sampling=sampling,
+        seed=seed,
+        callbacks=callbacks,
+    )
+
+
+class SimulatedCrashError(Exception):
+    """Stands for a crash, a Ctrl-C or a job killed at its time limit."""
+
+
+def interrupt_at(iteration: int):
+    def interrupt(trainer: Trainer) -> None:
+        if trainer.current_iter == iteration:
+            raise SimulatedCrashError
+
+    return interrupt
+
+
+def run_interrupted(path: Path, build: Any) -> Trainer:
+    """Train build() until STOP with checkpoints every STOP iterations, then crash."""
+    trainer = build(callbacks=[checkpoint_callback(path, every=STOP), interrupt_at(STOP)])
+    with pytest.raises(SimulatedCrashError):
+        trainer.train()
+    return trainer
+
+
+def assert_same_run(ours: Trainer, theirs: Trainer) -> None:
+    assert_same_arrays(ours.network.params, theirs.network.params)
+    for name, layer in ours.network.layers.items():
+        assert_same_arrays(layer.buffers, theirs.network.layers[name].buffers)
+    ours_state, theirs_state = ours.optimizer.state_dict(), theirs.optimizer.state_dict()
+    assert ours_state["step_count"] == theirs_state["step_count"] == ITERS
+    for slot, arrays in ours_state["slots"].items():
+        assert_same_arrays(arrays, theirs_state["slots"][slot])
+    for field in ("train_loss", "epochs", "iterations", "train_acc", "test_acc"):
+        assert getattr(ours.history, field) == getattr(theirs.history, field), field
+    assert ours.current_iter == theirs.current_iter == ITERS
+
+
+@pytest.fixture(autouse=True)
+def keep_global_rng():
+    """These tests seed and restore np.random's global state; other tests get it back."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+
+
+# ---------------------------------------------------------------- bit-identical resumption
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sampling", SAMPLING_MODES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, optimizer, sampling, dtype):
+    def build(net_seed: int = 0, seed: int = 5, **kwargs: Any) -> Trainer:
+        network = TwoLayerNet(4, 6, 3, weight_init_std=0.5, seed=net_seed, dtype=dtype)
+        return make_trainer(network, optimizer, sampling, seed=seed, **kwargs)
+
+    straight = build()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    run_interrupted(path, build)
+    # fresh objects with other weights and another seed: the restore must replace them all
+    resumed = build(net_seed=99, seed=1234)
+    restore_checkpoint(path, resumed)
+    assert resumed.current_iter == STOP
+    resumed.train()
+    assert_same_run(resumed, straight)
+
+
+def test_unseeded_run_resumes_through_np_random_global_state(tmp_path):
+    def build(**kwargs: Any) -> Trainer:
+        # seed=None everywhere: the net and the sampler draw from np.random, as in the book
+        return make_trainer(TwoLayerNet(4, 6, 3, weight_init_std=0.5), "Momentum", seed=None, **kwargs)
+
+    np.random.seed(3)
+    straight = build()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    np.random.seed(3)
+    run_interrupted(path, build)
+    np.random.seed(12345)
+    resumed = build()
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert_same_run(resumed, straight)
+
+
+def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path, monkeypatch):
+    from dlscratch.layers.dropout import Dropout
+    from dlscratch.layers.normalization import BatchNormalization
+
+    export_layers(monkeypatch, BatchNormalization, Dropout)
+
+    def build(**kwargs: Any) -> Trainer:
+        rng = np.random.default_rng(kwargs.pop("net_seed", 0))
+        network = Sequential(
+            [
+                Affine(0.5 * rng.standard_normal((4, 6)), np.zeros(6)),
+                BatchNormalization(np.ones(6), np.zeros(6)),
+                Relu(),
+                Dropout(0.3),  # draws its masks from np.random
+                Affine(0.5 * rng.standard_normal((6, 3)), np.zeros(3)),
+            ]
+        )
+        return make_trainer(network, "Adam", "shuffle", **kwargs)
+
+    np.random.seed(4)
+    straight = build()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    np.random.seed(4)
+    run_interrupted(path, build)
+    np.random.seed(999)
+    resumed = build(net_seed=1, seed=77)
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert_same_run(resumed, straight)
+
+
+# ---------------------------------------------------------------- what a checkpoint holds
+
+
+def test_load_checkpoint_gives_back_what_was_saved(tmp_path):
+    trainer = make_trainer(optimizer="Adam", sampling="shuffle", iters=9)
+    trainer.train()
+    extra = {
+        "command": ["train", "--lr", "0.1"],
+        "seed": np.int64(5),
+        "out": tmp_path,
+        "nested": {"a": [1.5]},
+    }
+    path = save_checkpoint(tmp_path / "run.ckpt", trainer, extra=extra)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["extra"] == {**extra, "seed": 5, "out": str(tmp_path)}
+    assert type(checkpoint["network"]) is TwoLayerNet
+    assert_same_arrays(checkpoint["network"].params, trainer.network.params)
+    assert isinstance(checkpoint["optimizer"], Adam) and checkpoint["optimizer"].step_count == 9
+    assert isinstance(checkpoint["history"], History)
+    assert checkpoint["history"].to_dict() == trainer.history.to_dict()
+    saved = checkpoint["trainer"]
+    assert (saved["current_iter"], saved["max_iter"], saved["batch_size"]) == (9, 9, 7)
+    assert (saved["train_size"], saved["sampling"]) == (20, "shuffle")
+    np.testing.assert_array_equal(saved["order"], trainer._order)
+    # the generator's 128-bit integers come back exactly
+    assert checkpoint["rng"]["sampler"] == trainer.rng.bit_generator.state
+    assert checkpoint["rng"]["sampler"]["state"]["state"] > 2**64
+
+
+def test_model_and_checkpoint_files_are_not_mistaken_for_each_other(tmp_path):
+    trainer = make_trainer(iters=2)
+    checkpoint = save_checkpoint(tmp_path / "run.ckpt", trainer)
+    model = save(trainer.network, tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="not a dlscratch-model file: its format is 'dlscratch-checkpoint'"):
+        load(checkpoint)
+    with pytest.raises(ValueError, match="not a dlscratch-checkpoint file: its format is 'dlscratch-model'"):
+        load_checkpoint(model)
+
+
+def test_callback_saves_every_n_iterations_and_after_the_last(tmp_path, monkeypatch):
+    saved_at = []
+    monkeypatch.setattr(
+        checkpoint_module,
+        "save_checkpoint",
+        lambda path, trainer, extra: saved_at.append(trainer.current_iter),
+    )
+    make_trainer(iters=10, callbacks=[checkpoint_callback(tmp_path / "run.ckpt", every=4)]).train()
+    assert saved_at == [4, 8, 10]
+
+
+def test_callback_replaces_one_file_atomically(tmp_path):
+    path = tmp_path / "run.ckpt"
+    trainer = make_trainer(iters=10, callbacks=[checkpoint_callback(path, every=3, extra={"run": 1})])
+    trainer.train()
+    assert os.listdir(tmp_path) == ["run.ckpt"]  # no temporary files, no numbered copies
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["trainer"]["current_iter"] == 10 and checkpoint["extra"] == {"run": 1}
+
+
+@pytest.mark.parametrize("every", [0, -3, 1.5, True, "5"])
+def test_callback_refuses_a_bad_interval(tmp_path, every):
+    with pytest.raises(ValueError, match="every must be a positive int"):
+        checkpoint_callback(tmp_path / "run.ckpt", every)
+
+
+def test_extra_must_be_json(tmp_path):
+    with pytest.raises(ValueError, match="extra must be JSON data"):
+        save_checkpoint(tmp_path / "run.ckpt", make_trainer(), extra={"x": {1, 2}})
+    with pytest.raises(ValueError, match="extra must be JSON data"):
+        checkpoint_callback(tmp_path / "run.ckpt", 5, extra=np.ones(2))
+    assert os.listdir(tmp_path) == []
+
+
+def test_trainer_with_an_unknown_rng_is_refused(tmp_path):
+    trainer = make_trainer()
+    trainer.rng = np.random.RandomState(0)
+    with pytest.raises(ValueError, match="cannot checkpoint a trainer whose rng is a RandomState"):
+        save_checkpoint(tmp_path / "run.ckpt", trainer)
+
+
+# ---------------------------------------------------------------- what restore refuses
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"network": TwoLayerNet(4, 7, 3, 0.5, seed=0)},
+            "the network's hidden_size is 6 in the checkpoint, 7 here",
+        ),
+        (
+            {"network": TwoLayerNet(4, 6, 3, 0.5, dtype=np.float32)},
+            "the network's dtype is 'float64' in the ",
+        ),
+        (
+            {"network": Sequential([Affine(np.ones((4, 3)), np.zeros(3))])},
+            "the network is 'TwoLayerNet' in the checkpoint, 'Sequential' here",
+        ),
+        ({"optimizer": "Adam"}, "the optimizer is 'SGD' in the checkpoint, 'Adam' here"),
+        ({"mini_batch_size": 5}, "batch_size is 7 in the checkpoint, 5 here"),
+        ({"sampling": "shuffle"}, "sampling is 'replacement' in the checkpoint, 'shuffle' here"),
+        (
+            {"seed": None},
+            r"'a PCG64 generator \(an int seed\)' in the checkpoint, \"np.random's global state",
+        ),
+        ({"seed": np.random.Generator(np.random.MT19937(0))}, "'a MT19937 generator"),
+    ],
+    ids=["network", "dtype", "class", "optimizer", "batch size", "sampling", "unseeded", "bit generator"],
+)
+def test_restore_refuses_a_different_trainer_and_leaves_it_untouched(tmp_path, kwargs, match):
+    trained = make_trainer(iters=4)
+    trained.train()
+    path = save_checkpoint(tmp_path / "run.ckpt", trained)
+    other = make_trainer(**kwargs)
+    params = {name: array.copy() for name, array in other.network.params.items()}
+    with pytest.raises(ValueError, match=match):
+        restore_checkpoint(path, other)
+    assert_same_arrays(other.network.params, params)
+    assert other.current_iter == 0 and other.history.train_loss == []
+
+
+def tamper_with(meta: dict, arrays: dict, keys: tuple, value: Any) -> None:
+    if keys[0] == "arrays":
+        arrays[keys[1]] = value
+        set_in(meta, ("arrays", keys[1]), {"shape": list(value.shape), "dtype": value.dtype.name})
+    else:
+        set_in(meta, keys, value)
+
+
+TAMPERINGS = {
+    "optimizer type": (("optimizer", "type"), "Popen", "unknown optimizer 'Popen'"),
+    "base optimizer": (("optimizer", "type"), "Optimizer", "unknown optimizer 'Optimizer'"),
+    "learning rate": (("optimizer", "hyperparameters", "lr"), -1.0, "cannot rebuild the Adam optimizer"),
+    "hyperparameter": (
+        ("optimizer", "hyperparameters", "update"),
+        1.0,
+        "unexpected keyword argument 'update'",
+    ),
+    "step count": (("optimizer", "step_count"), -2, "step_count must be >= 0"),
+    "slot shape": (("arrays", "optimizer/slots/m/W1"), np.zeros((2, 2)), r"slot m/W1 is float64\(2, 2\)"),
+    "slot of no parameter": (
+        ("optimizer", "slots", "m", "W9"),
+        {"__array__": "optimizer/slots/m/W1"},
+        "refers to an array it does not hold",
+    ),
+    "dangling reference": (("optimizer", "slots", "m", "W1"), {"__array__": "nowhere"}, "'nowhere'"),
+    "unreferenced array": (
+        ("arrays", "optimizer/spare"),
+        np.ones(2),
+        r"nothing in the record refers to: \['optimizer/spare'\]",
+    ),
+    "bit generator": (("rng", "sampler", "bit_generator"), "os.system", "unknown bit generator 'os.system'"),
+    "generator state": (("rng", "sampler", "state"), {"state": "x"}, "damaged file"),
+    "global state": (("rng", "global", "state", "pos"), "x", "damaged file"),
+    "sampling": (("trainer", "sampling"), "sideways", "unknown sampling 'sideways'"),
+    "counts": (("trainer", "batch_size"), 0, "impossible counts"),
+    "order": (
+        ("arrays", "trainer/order"),
+        np.arange(20)[::-1] % 7,
+        "not a permutation of the 20 training samples",
+    ),
+    "order dtype": (("arrays", "trainer/order"), np.ones(20), "1-D integer array"),
+    "history": (("history", "train_loss"), ["nan"], r"history.train_loss must hold numbers"),
+    "history fields": (("history", "colour"), [], "exactly the fields"),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
+def test_tampered_checkpoint_is_refused(tmp_path, tamper):
+    keys, value, match = tamper
+    trainer = make_trainer(optimizer="Adam", sampling="shuffle", iters=3)
+    trainer.train()
+    meta, arrays = model_parts(save_checkpoint(tmp_path / "good.ckpt", trainer))
+    tamper_with(meta, arrays, keys, value)
+    path = raw_archive(tmp_path / "tampered.ckpt", meta, arrays)
+    with pytest.raises(ValueError, match=match) as refused:
+        load_checkpoint(path)
+    assert str(path) in str(refused.value)
