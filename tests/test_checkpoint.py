@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_serialize import assert_same_arrays, export_layers, model_parts, raw_archive, set_in
+from test_serialize import assert_same_arrays, model_parts, raw_archive, set_in
 
 from dlscratch import checkpoint as checkpoint_module
 from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint, save_checkpoint
-from dlscratch.layers import Affine, Relu
-from dlscratch.nets import Sequential, TwoLayerNet
+from dlscratch.layers import Affine, BatchNormalization, Dropout, Relu
+from dlscratch.nets import MultiLayerNetExtend, Sequential, TwoLayerNet
 from dlscratch.optim import Adam
 from dlscratch.serialize import load, save
 from dlscratch.train import SAMPLING_MODES, History, Trainer
@@ -137,12 +137,7 @@ def test_unseeded_run_resumes_through_np_random_global_state(tmp_path):
     assert_same_run(resumed, straight)
 
 
-def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path, monkeypatch):
-    from dlscratch.layers.dropout import Dropout
-    from dlscratch.layers.normalization import BatchNormalization
-
-    export_layers(monkeypatch, BatchNormalization, Dropout)
-
+def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path):
     def build(**kwargs: Any) -> Trainer:
         rng = np.random.default_rng(kwargs.pop("net_seed", 0))
         network = Sequential(
@@ -167,6 +162,37 @@ def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path, monkeypatch):
     restore_checkpoint(path, resumed)
     resumed.train()
     assert_same_run(resumed, straight)
+
+
+def seeded_dropout_trainer(net_seed: int = 0, **kwargs: Any) -> Trainer:
+    """A seeded MultiLayerNetExtend: each of its Dropout layers draws from a generator of its own."""
+    network = MultiLayerNetExtend(
+        4, [6, 5], 3, use_dropout=True, dropout_ratio=0.3, use_batchnorm=True, seed=net_seed
+    )
+    return make_trainer(network, "Adam", "shuffle", **kwargs)
+
+
+def test_layers_own_generators_resume_bit_for_bit(tmp_path):
+    straight = seeded_dropout_trainer()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    run_interrupted(path, seeded_dropout_trainer)
+    resumed = seeded_dropout_trainer(net_seed=99, seed=1234)  # other dropout generator states
+    checkpoint = restore_checkpoint(path, resumed)
+    assert sorted(checkpoint["rng"]["layers"]) == ["Dropout1/_rng", "Dropout2/_rng"]
+    resumed.train()
+    assert_same_run(resumed, straight)
+
+
+def test_restore_refuses_a_network_without_the_saved_layer_generators(tmp_path):
+    path = save_checkpoint(tmp_path / "run.ckpt", seeded_dropout_trainer(iters=2))
+    unseeded = make_trainer(
+        MultiLayerNetExtend(4, [6, 5], 3, use_dropout=True, dropout_ratio=0.3, use_batchnorm=True),
+        "Adam",
+        "shuffle",
+    )
+    with pytest.raises(ValueError, match=r"the layers' own generators is \{'Dropout1/_rng': 'PCG64'"):
+        restore_checkpoint(path, unseeded)
 
 
 # ---------------------------------------------------------------- what a checkpoint holds
@@ -322,6 +348,11 @@ TAMPERINGS = {
     ),
     "bit generator": (("rng", "sampler", "bit_generator"), "os.system", "unknown bit generator 'os.system'"),
     "generator state": (("rng", "sampler", "state"), {"state": "x"}, "damaged file"),
+    "layer generator": (
+        ("rng", "layers", "Dropout1/_rng"),
+        {"bit_generator": "eval"},
+        "unknown bit generator 'eval'",
+    ),
     "global state": (("rng", "global", "state", "pos"), "x", "damaged file"),
     "sampling": (("trainer", "sampling"), "sideways", "unknown sampling 'sideways'"),
     "counts": (("trainer", "batch_size"), 0, "impossible counts"),

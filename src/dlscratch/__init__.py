@@ -4,6 +4,7 @@ The book's names are importable from here: the functions of chapters 3-4, the la
 chapter 5 and later, TwoLayerNet and the other networks, numerical_gradient, load_mnist.
 """
 
+from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint, save_checkpoint
 from dlscratch.functions import (
     cross_entropy_error,
     identity_function,
@@ -43,7 +44,8 @@ from dlscratch.nets import (
     TwoLayerNet,
 )
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
-from dlscratch.train import History, Trainer
+from dlscratch.serialize import load, save
+from dlscratch.train import History, NonFiniteLossError, Trainer
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,7 @@ __all__ = [
     "MultiLayerNet",
     "MultiLayerNetExtend",
     "Nesterov",
+    "NonFiniteLossError",
     "Optimizer",
     "Pooling",
     "RMSprop",
@@ -75,6 +78,7 @@ __all__ = [
     "Tanh",
     "Trainer",
     "TwoLayerNet",
+    "checkpoint_callback",
     "col2im",
     "conv_output_size",
     "cross_entropy_error",
@@ -82,10 +86,15 @@ __all__ = [
     "gradient_check",
     "identity_function",
     "im2col",
+    "load",
+    "load_checkpoint",
     "mean_squared_error",
     "numerical_gradient",
     "relu",
     "relu_grad",
+    "restore_checkpoint",
+    "save",
+    "save_checkpoint",
     "sigmoid",
     "sigmoid_grad",
     "softmax",

@@ -14,12 +14,13 @@ format "dlscratch-checkpoint", version 1, written atomically and flushed to disk
 
 Inside the JSON an array appears as {"__array__": "<entry name>"}.
 
-Random state: the batch sampler's generator (Trainer(seed=...)) is saved exactly (its
-128-bit integers are JSON integers, which Python reads back exactly), and so is np.random's
-global state, which an unseeded Trainer (seed=None, as in the book) and book-style layers
-(Dropout without a seed) draw from; restore_checkpoint sets both. A layer with a generator
-of its own (Dropout(seed=...)) is not covered: its masks after a restore differ from an
-uninterrupted run's.
+Random state, saved exactly (a generator's 128-bit integers are JSON integers, which Python
+reads back exactly) and set again by restore_checkpoint:
+- "sampler": the batch sampler's generator (Trainer(seed=...)), or "global" when unseeded;
+- "layers": every np.random.Generator a layer holds, by "<layer name>/<attribute>" (the
+  mask source of Dropout(seed=...), which seeded networks such as MultiLayerNetExtend use);
+- "global": np.random's global state, which an unseeded Trainer (seed=None, as in the book)
+  and unseeded layers (Dropout(seed=None)) draw from.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     Returns {"network": the network, rebuilt; "optimizer": an Optimizer in its saved state;
     "history": a History; "trainer": {"current_iter", "max_iter", "batch_size",
     "train_size", "sampling", "order"}; "rng": {"sampler": the generator's
-    bit_generator.state, or "global" for an unseeded trainer; "global": np.random's state};
-    "extra": what save_checkpoint was given}. ValueError naming the file for anything
+    bit_generator.state, or "global" for an unseeded trainer; "layers": "<layer>/<attribute>"
+    -> a layer generator's state; "global": np.random's state}; "extra": what
+    save_checkpoint was given}. ValueError naming the file for anything
     damaged or inconsistent.
     """
     return read_archive(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _parse)
@@ -109,9 +111,9 @@ def restore_checkpoint(path: PathLike, trainer: Trainer) -> dict[str, Any]:
     type, mini_batch_size, sampling, training-set size and kind of seed (an int or None), and
     of course the same data. The result is then bit for bit the weights and history of a run
     never interrupted. max_iter may differ, to train for longer. The saved optimizer
-    hyperparameters replace the trainer's, and np.random's global state is set too (see the
-    module's notes). Everything is checked first: on ValueError the trainer is untouched.
-    Returns load_checkpoint(path), whose "extra" holds what was saved with the run.
+    hyperparameters replace the trainer's; the layers' generators and np.random's global state
+    are set too (see the module's notes). Everything is checked first: on ValueError the
+    trainer is untouched. Returns load_checkpoint(path), whose "extra" holds what was saved with the run.
     """
     checkpoint = load_checkpoint(path)
     if problems := _mismatches(checkpoint, trainer):
@@ -124,6 +126,8 @@ def restore_checkpoint(path: PathLike, trainer: Trainer) -> dict[str, Any]:
     random_states = checkpoint["rng"]
     if random_states["sampler"] != "global":
         trainer.rng.bit_generator.state = random_states["sampler"]
+    for key, generator in _layer_generators(trainer.network).items():
+        generator.bit_generator.state = random_states["layers"][key]
     np.random.set_state(random_states["global"])
     return checkpoint
 
@@ -159,7 +163,21 @@ def _random_states(trainer: Trainer) -> dict[str, Any]:
             f"cannot checkpoint a trainer whose rng is a {type(trainer.rng).__name__}; "
             "give Trainer an int seed, a np.random.Generator or None"
         )
-    return {"sampler": sampler, "global": np.random.get_state(legacy=False)}
+    layers = {
+        key: generator.bit_generator.state for key, generator in _layer_generators(trainer.network).items()
+    }
+    return {"sampler": sampler, "layers": layers, "global": np.random.get_state(legacy=False)}
+
+
+def _layer_generators(network: Sequential) -> dict[str, np.random.Generator]:
+    """ "<layer name>/<attribute>" -> each np.random.Generator a layer holds, found by type so
+    that any random layer is covered, whatever it calls its generator."""
+    return {
+        f"{name}/{attribute}": value
+        for name, layer in network.layers.items()
+        for attribute, value in vars(layer).items()
+        if isinstance(value, np.random.Generator)
+    }
 
 
 def _split_arrays(value: Any, name: str, arrays: dict[str, np.ndarray]) -> Any:
@@ -245,14 +263,21 @@ def _check_slots(slots: dict[str, Any], network: Sequential) -> None:
 
 def _checked_random_states(states: Any) -> dict[str, Any]:
     """states, once each has been set on a throwaway generator (so a restore cannot fail)."""
-    sampler = get_field(states, "sampler", (str, dict), "the random states")
+    where = "the random states"
+    sampler = get_field(states, "sampler", (str, dict), where)
     if sampler != "global":
-        name = get_field(sampler, "bit_generator", str, "the sampler's state")
-        if name not in _BIT_GENERATORS:
-            raise ValueError(f"unknown bit generator {short(name)}")
-        getattr(np.random, name)().state = sampler
-    np.random.RandomState().set_state(get_field(states, "global", dict, "the random states"))
+        _check_generator_state(sampler)
+    for state in get_field(states, "layers", dict, where).values():
+        _check_generator_state(state)
+    np.random.RandomState().set_state(get_field(states, "global", dict, where))
     return states
+
+
+def _check_generator_state(state: Any) -> None:
+    name = get_field(state, "bit_generator", str, "a generator's state")
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown bit generator {short(name)}")
+    getattr(np.random, name)().state = state
 
 
 def _trainer_state(state: Any, order: Any) -> dict[str, Any]:
@@ -306,6 +331,11 @@ def _mismatches(checkpoint: dict[str, Any], trainer: Trainer) -> list[str]:
             for key in ("batch_size", "train_size", "sampling")
         ),
         ("the batch sampler", _sampler_kind(checkpoint["rng"]["sampler"]), _sampler_kind(trainer.rng)),
+        (
+            "the layers' own generators",
+            {key: state["bit_generator"] for key, state in checkpoint["rng"]["layers"].items()},
+            {key: type(g.bit_generator).__name__ for key, g in _layer_generators(trainer.network).items()},
+        ),
     ]
     problems = [
         f"{what} is {short(theirs)} in the checkpoint, {short(mine)} here"

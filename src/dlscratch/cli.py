@@ -11,7 +11,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 import tempfile
 import time
@@ -21,7 +20,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint
 from dlscratch.datasets import load_fashion_mnist, load_mnist
+from dlscratch.files import write_atomically
 from dlscratch.gradient import gradient_check
 from dlscratch.layers import Convolution, Dropout
 from dlscratch.nets import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleConvNet, TwoLayerNet
@@ -29,6 +30,7 @@ from dlscratch.train import History, NonFiniteLossError, Trainer
 
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
+CHECKPOINT = "checkpoint.npz"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -137,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", type=Path, help="run folder to write (default: runs/<date-time>)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    train.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="N",
+        help=f"save the whole training state to <out>/{CHECKPOINT} every N iterations (atomic)",
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run whose folder this is, from its checkpoint, with its own settings",
+    )
 
     check = commands.add_parser(
         "gradcheck",
@@ -219,18 +233,6 @@ def _prepare_out(out: Path | None) -> Path:
     return out
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside path, then rename: readers never see half a file."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _metrics_csv(history: History) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -249,21 +251,20 @@ def _write_run(out: Path, args: argparse.Namespace, network: Any, history: Histo
     from dlscratch.serialize import save
 
     save(network, out / "model.npz")
-    write_text_atomic(out / "metrics.csv", _metrics_csv(history))
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    record = {"settings": settings, "history": history.to_dict()}
-    write_text_atomic(out / "history.json", json.dumps(record, indent=1))
+    write_atomically(out / "metrics.csv", lambda f: f.write(_metrics_csv(history).encode()))
+    record = {"settings": _settings(args), "history": history.to_dict()}
+    write_atomically(out / "history.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     save_figure(plot_history(history), out / "curves.png")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    out = _prepare_out(args.out)
+def _make_trainer(args: argparse.Namespace) -> Trainer:
+    """The network, the data and the Trainer that the train options describe."""
     dtype = np.dtype(args.dtype)
     network = _build_network(args, dtype)
     x_train, t_train, x_test, t_test = _load_data(args, dtype, _takes_images(network))
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else None)
     iters = args.iters if args.iters is not None or args.epochs is not None else 10000
-    trainer = Trainer(
+    return Trainer(
         network,
         x_train,
         t_train,
@@ -278,12 +279,48 @@ def cmd_train(args: argparse.Namespace) -> int:
         sampling=args.sampling,
         seed=args.seed,
     )
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options as JSON-ready values (paths as strings)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+def _resumed_args(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> argparse.Namespace:
+    """The options of the run being resumed, read from its checkpoint."""
+    changed = sorted(k for k, v in vars(args).items() if k not in ("resume", "quiet", "command") and v != parser_defaults.get(k))
+    if changed:
+        raise UsageError(f"--resume continues a run with its own settings; drop {', '.join('--' + k.replace('_', '-') for k in changed)}")
+    path = args.resume / CHECKPOINT
+    if not path.is_file():
+        raise UsageError(f"no checkpoint to resume at {path} (train with --checkpoint-every N first)")
+    settings = load_checkpoint(path)["extra"]["settings"]
+    restored = argparse.Namespace(**settings)
+    restored.data_dir = None if settings["data_dir"] is None else Path(settings["data_dir"])
+    restored.out, restored.resume, restored.quiet = args.resume, args.resume, args.quiet
+    return restored
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        args = _resumed_args(args, TRAIN_DEFAULTS)
+    out = _prepare_out(args.out)
+    args.out = out
+    trainer = _make_trainer(args)
+    if args.resume is not None:
+        restore_checkpoint(out / CHECKPOINT, trainer)
+        # a run killed while writing leaves its unfinished temporary file behind
+        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    if args.checkpoint_every:
+        trainer.callbacks.append(checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)}))
     try:
         history = trainer.train()
     except NonFiniteLossError as error:
-        print(f"dlscratch: {error}", file=sys.stderr)
+        kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
+        print(f"dlscratch: {error}{kept}", file=sys.stderr)
         return 1
-    _write_run(out, args, network, history)
+    _write_run(out, args, trainer.network, history)
     if not args.quiet:
         print(f"{history.seconds:.1f} s; model, metrics.csv, history.json and curves.png in {out}")
     return 0
@@ -337,6 +374,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"test accuracy: {accuracy:.4f} ({len(x_test)} samples of {args.dataset})")
     return 0
 
+
+TRAIN_DEFAULTS = vars(build_parser().parse_args(["train"]))
 
 COMMANDS = {"train": cmd_train, "gradcheck": cmd_gradcheck, "evaluate": cmd_evaluate}
 

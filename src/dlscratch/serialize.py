@@ -29,12 +29,9 @@ copy_network_arrays, array_mismatches, to_json_data, exported_class, get_field, 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import stat
-import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -48,6 +45,7 @@ from numpy.lib.npyio import NpzFile
 
 from dlscratch import layers as layers_module
 from dlscratch import nets as nets_module
+from dlscratch.files import write_atomically
 from dlscratch.layers.base import Layer
 from dlscratch.nets.sequential import Sequential
 
@@ -418,7 +416,7 @@ def write_archive(path: PathLike, meta: dict[str, Any], arrays: dict[str, np.nda
     record = to_json_data({**meta, "arrays": table}, "the record")
     entries = {META: np.frombuffer(_json_text(record).encode("utf-8"), dtype=np.uint8), **entries}
     # a file object, not a name: np.savez would add ".npz" to a name without it
-    _write_atomically(path, lambda file: np.savez(file, allow_pickle=False, **entries))
+    write_atomically(path, lambda file: np.savez(file, allow_pickle=False, **entries))
     return path
 
 
@@ -428,50 +426,6 @@ def _plain_array(name: str, array: Any) -> np.ndarray:
         raise ValueError(f"cannot save {name!r}: dtype {array.dtype} is not a plain number type")
     # native byte order, as the reader expects
     return array.astype(array.dtype.newbyteorder("="), copy=False)
-
-
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """write(file) to a temporary file next to path, flush it to disk, rename it to path.
-
-    On any error the temporary file is removed and whatever was at path stays as it was.
-    """
-    mode = _file_mode(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())  # the data is on disk before the rename makes it visible
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _file_mode(path: Path) -> int:
-    """The replaced file's permissions, else a new file's usual ones (0o666 less the umask):
-    mkstemp's private 0o600 would surprise whoever shares the folder."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)  # the only portable way to read the umask is to set it
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable too; not every system can open a folder, so best effort."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # ---------------------------------------------------------------- reading an archive

@@ -1,0 +1,83 @@
+"""Convolution and Pooling against PyTorch CPU on SimpleConvNet's shapes, float32.
+
+    python bench/conv_layers.py [--reps 200] [--threads 2]
+
+Times forward + backward of each layer and of its torch twin, interleaved in one process
+so both see the same machine load, and prints the median and best time of each and the
+ratio ours / torch (below 1: we are faster). Shapes: conv (100, 1, 28, 28) * (30, 1, 5, 5)
+as a network's first layer (no input gradient), the same with the input gradient, and
+2x2 max pooling with stride 2 on (100, 30, 24, 24).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as nnf
+
+from dlscratch.layers.conv import Convolution
+from dlscratch.layers.pooling import Pooling
+
+
+def cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
+    """name -> (ours, torch's), each one forward and one backward pass."""
+    x = rng.random((100, 1, 28, 28), dtype=np.float32)
+    W = (0.1 * rng.standard_normal((30, 1, 5, 5))).astype(np.float32)
+    b = np.zeros(30, np.float32)
+    dconv = rng.standard_normal((100, 30, 24, 24)).astype(np.float32)
+    a = np.maximum(rng.standard_normal((100, 30, 24, 24)).astype(np.float32), 0)
+    dpool = rng.standard_normal((100, 30, 12, 12)).astype(np.float32)
+
+    first = Convolution(W, b)
+    first.needs_input_grad = False
+    inner = Convolution(W, b)
+    pool = Pooling(2, 2, stride=2)
+    tx, tx_grad = torch.tensor(x), torch.tensor(x, requires_grad=True)
+    tW, tb = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
+    ta, tdconv, tdpool = torch.tensor(a, requires_grad=True), torch.tensor(dconv), torch.tensor(dpool)
+
+    def ours(layer: Convolution | Pooling, inp: np.ndarray, dout: np.ndarray) -> Callable[[], object]:
+        return lambda: (layer.forward(inp), layer.backward(dout))
+
+    return {
+        "conv, first layer": (ours(first, x, dconv), lambda: nnf.conv2d(tx, tW, tb).backward(tdconv)),
+        "conv, with dx": (ours(inner, x, dconv), lambda: nnf.conv2d(tx_grad, tW, tb).backward(tdconv)),
+        "max pool 2x2": (ours(pool, a, dpool), lambda: nnf.max_pool2d(ta, 2, 2).backward(tdpool)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=200, help="timed repetitions of each case")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = cases(np.random.default_rng(0))
+    times: dict[tuple[str, int], list[float]] = {(name, side): [] for name in runs for side in (0, 1)}
+    for pair in runs.values():  # warm up: buffers, caches, torch's kernels
+        for fn in pair:
+            for _ in range(5):
+                fn()
+    for _ in range(args.reps):
+        for name, pair in runs.items():
+            for side, fn in enumerate(pair):
+                start = time.perf_counter()
+                fn()
+                times[name, side].append(time.perf_counter() - start)
+    print(f"float32, torch threads {args.threads}, {args.reps} reps; ms per forward + backward")
+    print(f"{'case':20s} {'ours med':>9s} {'torch med':>9s} {'ours min':>9s} {'torch min':>9s} {'ratio':>6s}")
+    for name in runs:
+        ours, theirs = (np.array(times[name, side]) * 1e3 for side in (0, 1))
+        ratio = np.median(ours) / np.median(theirs)
+        print(
+            f"{name:20s} {np.median(ours):9.3f} {np.median(theirs):9.3f} {ours.min():9.3f} "
+            f"{theirs.min():9.3f} {ratio:6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
