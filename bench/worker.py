@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     # imported here, after the environment is final: numpy reads OPENBLAS_NUM_THREADS at import
-    from bench.workloads import WORKLOADS, quick, run_side
+    from bench.loops import run_side
+    from bench.workloads import WORKLOADS, quick
 
     workload = WORKLOADS[args.workload]
     if args.quick:

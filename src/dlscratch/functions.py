@@ -25,6 +25,8 @@ __all__ = [
 def _as_float(x: np.ndarray | float) -> np.ndarray:
     """x as a floating array: float inputs keep their dtype, integers become float64."""
     x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"expected an array of numbers, got dtype {x.dtype}")
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 

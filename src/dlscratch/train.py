@@ -229,7 +229,20 @@ class Trainer:
 
 
 def _check_split(name: str, x: np.ndarray, t: np.ndarray) -> None:
+    """Refuse, before any training, data that would fail (or silently mislead) later."""
+    x, t = np.asarray(x), np.asarray(t)
     if len(x) == 0:
         raise ValueError(f"the {name} split is empty")
     if len(x) != len(t):
         raise ValueError(f"the {name} split has {len(x)} samples but {len(t)} labels")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(
+            f"x_{name} must be floating point, got {x.dtype} (load with normalize=True or use x.astype(np.float32))"
+        )
+    if t.ndim == 1:
+        if not np.issubdtype(t.dtype, np.integer):
+            raise ValueError(f"t_{name} as class indices must be integers, got {t.dtype}")
+        if t.min() < 0:
+            raise ValueError(f"t_{name} holds a negative class index ({t.min()})")
+    elif t.ndim != 2:
+        raise ValueError(f"t_{name} must be class indices (N,) or one-hot (N, C), got shape {t.shape}")

@@ -121,6 +121,53 @@ class Sequential:
                     grads[key] += self.weight_decay_lambda * layer.params["W"]
         return loss, grads
 
+    def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
+        """The layers as a table: name, type, output shape and parameter count, then the total.
+
+        input_shape: one sample's shape, e.g. (784,) or (1, 28, 28); by default the
+        network's own (``input_size`` or ``input_dim`` of its config, else the rows of a
+        first Affine's W). Shapes come from one test-mode forward pass of a zero batch of
+        one sample: BatchNormalization's running statistics are not updated, no dropout
+        mask is drawn, and every layer's state is put back afterwards, so a summary between
+        a forward and its backward changes nothing. Print it: ``print(network.summary())``.
+        """
+        shape = tuple(input_shape) if input_shape is not None else self._default_input_shape()
+        params = list(self.params.values())
+        x = np.zeros((1, *shape), params[0].dtype if params else np.float64)
+        rows = [("Layer", "Type", "Output shape", "Params")]
+        for name, layer in self.layers.items():
+            state = dict(vars(layer))
+            try:
+                x = layer.forward(x, False) if getattr(layer, "uses_train_flag", False) else layer.forward(x)
+            finally:
+                vars(layer).clear()
+                vars(layer).update(state)
+            count = sum(p.size for p in getattr(layer, "params", {}).values())
+            rows.append((name, type(layer).__name__, str(("N", *x.shape[1:])).replace("'", ""), f"{count:,}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [f"{type(self).__name__}: input (N, {', '.join(map(str, shape))})"]
+        for row in [*rows[:1], tuple("-" * w for w in widths), *rows[1:]]:
+            lines.append("  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=False)), row[3].rjust(widths[3])]))
+        buffers = sum(b.size for layer in self.layers.values() for b in getattr(layer, "buffers", {}).values())
+        lines.append(f"Loss: {type(self.lastLayer).__name__}")
+        lines.append(f"Total params: {sum(p.size for p in params):,}")
+        if buffers:
+            lines.append(f"Buffers (saved with the model, not trained): {buffers:,}")
+        return "\n".join(lines)
+
+    def _default_input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, from the config or a first Affine; ValueError if neither tells."""
+        config = self.config()
+        if "input_dim" in config:
+            return tuple(config["input_dim"])
+        if "input_size" in config:
+            return (config["input_size"],)
+        first_name, first = next(iter(self.layers.items()))
+        weights = getattr(first, "params", {}).get("W")
+        if weights is not None and weights.ndim == 2:
+            return (weights.shape[0],)
+        raise ValueError(f"summary needs input_shape: the first layer, {first_name}, does not fix it")
+
     def config(self) -> dict[str, Any]:
         """What rebuilds this network's architecture (see dlscratch.serialize)."""
         return {
