@@ -25,29 +25,45 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="workloads: " + "; ".join(f"{w.name}: {w.title}" for w in WORKLOADS.values()),
     )
     parser.add_argument(
-        "workloads", nargs="*", metavar="WORKLOAD",
+        "workloads",
+        nargs="*",
+        metavar="WORKLOAD",
         help=f"what to run: {', '.join(WORKLOADS)} or all (default: all)",
     )
-    parser.add_argument("--repeats", type=int, default=None, help="runs of each side (default 5; 1 with --quick)")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[2],
+        "--repeats", type=int, default=None, help="runs of each side (default 5; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[2],
         help="threads for both sides (BLAS/OpenMP variables, torch.set_num_threads); several give one "
         "table each (default: 2)",
     )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run: few iterations, small evaluations")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short smoke run: few iterations, small evaluations"
+    )
     parser.add_argument("--no-torch", action="store_true", help="time dlscratch only")
     parser.add_argument(
-        "--busy-threshold", type=float, default=0.10, metavar="CORES",
+        "--busy-threshold",
+        type=float,
+        default=0.10,
+        metavar="CORES",
         help="a run is busy when other processes used more than this many cores meanwhile (default 0.10)",
     )
     parser.add_argument("--retry-busy", type=int, default=2, help="times to rerun a busy run (default 2)")
     parser.add_argument(
-        "--wait-idle", type=float, default=30.0, metavar="SECONDS",
+        "--wait-idle",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="before each run, wait up to this long for the machine to be idle (default 30; 0: don't wait)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every run and the summaries as JSON")
     parser.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="exit with status 3 unless every target was judged on an idle machine and met",
     )
     return parser
@@ -59,7 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.workloads) - {*WORKLOADS, "all"})
     if unknown:
         parser.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)} or all")
-    names = list(WORKLOADS) if not args.workloads or "all" in args.workloads else list(dict.fromkeys(args.workloads))
+    names = (
+        list(WORKLOADS)
+        if not args.workloads or "all" in args.workloads
+        else list(dict.fromkeys(args.workloads))
+    )
     sides = ("dlscratch", "pytorch")
     if args.no_torch:
         sides = ("dlscratch",)

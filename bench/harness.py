@@ -124,7 +124,9 @@ class WorkerError(RuntimeError):
     """A worker process failed; the message holds its last lines of output."""
 
 
-def run_worker(side: str, workload: Workload, threads: int, quick_run: bool) -> tuple[dict[str, Any], float | None, float]:
+def run_worker(
+    side: str, workload: Workload, threads: int, quick_run: bool
+) -> tuple[dict[str, Any], float | None, float]:
     """One run in a fresh process: (its measurements, foreign cores meanwhile, wall seconds)."""
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -233,6 +235,7 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
     summary: dict[str, Any] = {
         "workload": workload.name,
         "title": workload.title,
+        "evaluation": workload.evaluation,
         "threads": threads,
         "runs": {side: len(side_runs) for side, side_runs in runs.items()},
         "busy_runs": {side: sum(r.busy for r in side_runs) for side, side_runs in runs.items()},
@@ -253,12 +256,24 @@ def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[
     dl_acc, pt_acc = rows["final test accuracy"]["dlscratch"], rows["final test accuracy"]["pytorch"]
     gap = None if dl_acc is None or pt_acc is None else dl_acc[0] - pt_acc[0]
     targets = [
-        {"what": "whole run, dlscratch/pytorch", "value": whole, "limit": workload.target,
-         "met": whole is not None and whole <= workload.target},
-        {"what": "peak memory, dlscratch/pytorch", "value": memory, "limit": 1.0,
-         "met": memory is not None and memory <= 1.0},
-        {"what": "test accuracy, dlscratch - pytorch (points)", "value": gap, "limit": -0.5,
-         "met": gap is not None and gap >= -0.5},
+        {
+            "what": "whole run, dlscratch/pytorch",
+            "value": whole,
+            "limit": workload.target,
+            "met": whole is not None and whole <= workload.target,
+        },
+        {
+            "what": "peak memory, dlscratch/pytorch",
+            "value": memory,
+            "limit": 1.0,
+            "met": memory is not None and memory <= 1.0,
+        },
+        {
+            "what": "test accuracy, dlscratch - pytorch (points)",
+            "value": gap,
+            "limit": -0.5,
+            "met": gap is not None and gap >= -0.5,
+        },
     ]
     for target in targets:
         target["judged"] = not only_busy
@@ -270,15 +285,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     sides = [s for s in SIDES if s in summary["runs"]]
     lines = [
         f"== {summary['workload']} at {summary['threads']} thread(s): {summary['title']}",
-        "   runs: " + ", ".join(
+        "   runs: "
+        + ", ".join(
             f"{side} {summary['runs'][side]} ({summary['busy_runs'][side]} busy, left out)" for side in sides
         ),
     ]
+    lines.append(f"   time per evaluation: {summary['evaluation']}")
     if summary["foreign_cores"]:
         low, high = summary["foreign_cores"]
         lines.append(f"   machine: other processes used {low:.2f}-{high:.2f} cores during the runs")
     if summary["only_busy"]:
-        lines.append("   MACHINE BUSY: every run of a side was disturbed; the numbers below are not a measurement")
+        lines.append(
+            "   MACHINE BUSY: every run of a side was disturbed; the numbers below are not a measurement"
+        )
     header = f"   {'':30s}" + "".join(f"{side + ' median [min-max]':>30s}" for side in sides)
     if len(sides) == 2:
         header += f"{'ratio':>8s}"

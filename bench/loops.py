@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.workloads import Workload, evaluation_iterations, flops
+from bench.workloads import SIDES, Workload, evaluation_iterations, flops
 
 # ----------------------------------------------------------------------------- memory
 
@@ -103,7 +103,7 @@ def _build_dlscratch_net(workload: Workload) -> Any:
 
 
 def run_dlscratch(workload: Workload) -> dict[str, Any]:
-    """The seed's loop as a dlscratch user writes it: a network, the Trainer, train()."""
+    """The loop as a dlscratch user writes it: a network, the Trainer, train()."""
     from dlscratch.train import Trainer
 
     peak = numpy_gemm_peak()
@@ -139,27 +139,33 @@ def run_dlscratch(workload: Workload) -> dict[str, Any]:
         return result
 
     trainer.evaluate = timed_evaluate  # type: ignore[method-assign]
-    before_loop = rss_mib()
+    load_peak, before_loop = peak_rss_mib(), rss_mib()
     loop_reset = reset_peak_rss()
     started = time.perf_counter()
     history = trainer.train()
     whole = time.perf_counter() - started
-    loop_peak = peak_rss_mib()
-    return {
+    result = {
         "whole_s": whole,
-        "eval_times_s": eval_times,
+        "loop_eval_times_s": eval_times,
         "train_acc": history.train_acc[-1],
         "test_acc": history.test_acc[-1],
         "final_loss": history.train_loss[-1],
         "numpy_gemm_peak_gflops": peak,
-        "memory": _memory(base, before_loop, loop_peak, loop_reset),
     }
+    if workload.final_eval_samples != 0:
+        n = workload.final_eval_samples
+        accuracy = getattr(trainer, "accuracy", network.accuracy)
+        started = time.perf_counter()
+        result["test_acc"] = accuracy(x_test[:n], t_test[:n])
+        result["final_eval_s"] = time.perf_counter() - started
+    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset)
+    return result
 
 
 def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     """The same run written as idiomatic PyTorch: nn.Sequential, F.cross_entropy, torch.optim."""
     import torch
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # noqa: N812 (PyTorch's own idiom)
     from torch import nn
 
     torch.set_num_threads(threads)
@@ -208,12 +214,13 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
 
     def evaluate() -> None:
         started = time.perf_counter()
-        accuracies.append((accuracy(x_train[:n_eval], t_train[:n_eval]), accuracy(x_test[:n_eval], t_test[:n_eval])))
+        train_acc = accuracy(x_train[:n_eval], t_train[:n_eval])
+        accuracies.append((train_acc, accuracy(x_test[:n_eval], t_test[:n_eval])))
         eval_times.append(time.perf_counter() - started)
 
     schedule = set(evaluation_iterations(workload, train_size))
     losses: list[float] = []
-    before_loop = rss_mib()
+    load_peak, before_loop = peak_rss_mib(), rss_mib()
     loop_reset = reset_peak_rss()
     started = time.perf_counter()
     evaluate()
@@ -227,17 +234,22 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
         if it in schedule:
             evaluate()
     whole = time.perf_counter() - started
-    loop_peak = peak_rss_mib()
-    return {
+    result = {
         "whole_s": whole,
-        "eval_times_s": eval_times,
+        "loop_eval_times_s": eval_times,
         "train_acc": accuracies[-1][0],
         "test_acc": accuracies[-1][1],
         "final_loss": losses[-1],
         "torch_gemm_peak_gflops": peak,
         "torch_version": torch.__version__,
-        "memory": _memory(base, before_loop, loop_peak, loop_reset),
     }
+    if workload.final_eval_samples != 0:
+        n = workload.final_eval_samples
+        started = time.perf_counter()
+        result["test_acc"] = accuracy(x_test[:n], t_test[:n])
+        result["final_eval_s"] = time.perf_counter() - started
+    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset)
+    return result
 
 
 def _copy_weights(torch: Any, reference: Any, convs: list[Any], linears: list[Any]) -> None:
@@ -260,19 +272,22 @@ def _torch_gemm_peak(torch: Any, size: int = 1024, repeats: int = 5) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def _memory(base: float, before_loop: float, loop_peak: float, loop_reset: bool) -> dict[str, Any]:
-    """Peak resident memory above what the interpreter and imports held, MiB.
+def _memory(
+    base: float, load_peak: float, before_loop: float, loop_peak: float, reset_worked: bool
+) -> dict[str, Any]:
+    """Peak resident memory (VmHWM), MiB.
 
-    peak_mib: the highest resident size during data loading, set-up and the loop, minus the
-    size after the imports (so the libraries' own code does not count, the data does).
-    loop_mib: the highest resident size during the loop minus the size just before it.
+    peak_mib: the highest resident size from data loading to the end, minus the size after
+    the imports: the libraries' code does not count; the data, the network, the optimizer
+    state and every temporary do. loop_mib: the highest resident size during the loop and
+    the final evaluation, minus the size just before the loop.
     """
-    overall = max(peak_rss_mib(), loop_peak)
+    if not reset_worked:  # no per-phase counter (no /proc): only the lifetime peak is known
+        return {"base_mib": base, "peak_mib": None, "loop_mib": None, "lifetime_peak_mib": loop_peak}
     return {
         "base_mib": base,
-        "peak_mib": overall - base if loop_reset else None,
-        "loop_mib": loop_peak - before_loop if loop_reset else None,
-        "lifetime_peak_mib": overall,
+        "peak_mib": max(load_peak, loop_peak) - base,
+        "loop_mib": loop_peak - before_loop,
     }
 
 
@@ -285,19 +300,28 @@ def run_side(side: str, workload: Workload, threads: int) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown side {side!r}; choose one of {SIDES}")
     step_flops, sample_flops = flops(workload)
-    eval_times = result["eval_times_s"]
-    steps_s = result["whole_s"] - sum(eval_times)
-    n_eval_samples = 70000 if workload.eval_samples is None else 2 * workload.eval_samples
+    loop_evals = result["loop_eval_times_s"]
+    steps_s = result["whole_s"] - sum(loop_evals)
+    if "final_eval_s" in result:
+        eval_s = result["final_eval_s"]
+        n = workload.final_eval_samples
+        eval_samples = 10000 if n is None else min(n, 10000)
+    else:
+        eval_s = float(np.mean(loop_evals))
+        n = workload.eval_samples
+        eval_samples = 70000 if n is None else 2 * n
     result.update(
         side=side,
         workload=asdict(workload),
         threads=threads,
-        env_threads={k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+        env_threads={
+            k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        },
         numpy_version=np.__version__,
         step_s=steps_s / workload.iters,
-        eval_s=float(np.mean(eval_times)),
-        evaluations=len(eval_times),
+        eval_s=eval_s,
+        eval_samples=eval_samples,
         step_gflops=step_flops * workload.iters / steps_s / 1e9,
-        eval_gflops=sample_flops * n_eval_samples / float(np.mean(eval_times)) / 1e9,
+        eval_gflops=sample_flops * eval_samples / eval_s / 1e9,
     )
     return result

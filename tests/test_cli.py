@@ -33,7 +33,11 @@ def test_train_writes_model_metrics_history_and_curves(data_dir, tmp_path):
     assert {"model.npz", "metrics.csv", "history.json", "curves.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    assert [int(r["iteration"]) for r in rows] == [0, 6, 12]  # 60 samples / batch 10: an epoch is 6 iterations
+    assert [int(r["iteration"]) for r in rows] == [
+        0,
+        6,
+        12,
+    ]  # 60 samples / batch 10: an epoch is 6 iterations
     record = json.loads((out / "history.json").read_text())
     assert len(record["history"]["train_loss"]) == 12
     assert record["settings"]["hidden_size"] == 7
@@ -54,7 +58,18 @@ def test_seeded_runs_are_identical(data_dir, tmp_path):
 
 
 def test_progress_lines_per_epoch(data_dir, tmp_path, capsys):
-    argv = ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(tmp_path), "--iters", "12", "--batch-size", "10"]
+    argv = [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--no-download",
+        "--out",
+        str(tmp_path),
+        "--iters",
+        "12",
+        "--batch-size",
+        "10",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("epoch ") == 3 and "final test accuracy" in out
@@ -121,5 +136,16 @@ def test_console_script_runs_without_traceback(tmp_path):
     help_text = subprocess.run(
         [sys.executable, "-m", "dlscratch.cli", "train", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for option in ("--dataset", "--data-dir", "--hidden-size", "--iters", "--epochs", "--batch-size", "--lr", "--seed", "--dtype", "--out"):
+    for option in (
+        "--dataset",
+        "--data-dir",
+        "--hidden-size",
+        "--iters",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--dtype",
+        "--out",
+    ):
         assert option in help_text

@@ -142,6 +142,21 @@ def test_im2col_and_col2im_errors():
 # --- Convolution ------------------------------------------------------------------------
 
 
+def test_forward_and_backward_are_the_books_im2col_products(rng):
+    layer, x = random_case(rng, 2, 1)
+    FN, _, FH, FW = layer.W.shape
+    out = layer.forward(x)
+    N, _, OH, OW = out.shape
+    col, W_col = im2col(x, FH, FW, 2, 1), layer.W.reshape(FN, -1).T
+    # the book: out = col @ col_W + b, reshaped (N, OH, OW, FN) and transposed to (N, FN, OH, OW)
+    np.testing.assert_allclose(out, (col @ W_col + layer.b).reshape(N, OH, OW, FN).transpose(0, 3, 1, 2))
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    dout_rows = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+    np.testing.assert_allclose(layer.dW, (col.T @ dout_rows).T.reshape(layer.W.shape))
+    np.testing.assert_allclose(dx, col2im(dout_rows @ W_col.T, x.shape, FH, FW, 2, 1))
+
+
 @pytest.mark.parametrize(("stride", "pad"), STRIDES_AND_PADS)
 def test_backward_matches_numerical_gradient(stride, pad, rng):
     layer, x = random_case(rng, stride, pad)

@@ -55,7 +55,9 @@ def test_softmax_is_stable_batched_and_sums_to_one(rng):
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y.sum(axis=1), 1.0)
     np.testing.assert_allclose(softmax(x[2]), y[2])  # 1-D is one vector
-    np.testing.assert_allclose(softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6)
+    np.testing.assert_allclose(
+        softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6
+    )
 
 
 def test_sum_squared_error_book_example():
@@ -68,7 +70,12 @@ def test_sum_squared_error_book_example():
 
 
 def test_cross_entropy_one_hot_indices_and_1d_agree():
-    y = np.array([[0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0], [0.1, 0.05, 0.1, 0.0, 0.05, 0.1, 0.0, 0.6, 0.0, 0.0]])
+    y = np.array(
+        [
+            [0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0],
+            [0.1, 0.05, 0.1, 0.0, 0.05, 0.1, 0.0, 0.6, 0.0, 0.0],
+        ]
+    )
     one_hot = np.eye(10)[[2, 2]]
     assert cross_entropy_error(y[0], one_hot[0]) == pytest.approx(0.510825457, rel=1e-6)
     assert cross_entropy_error(y[1], one_hot[1]) == pytest.approx(2.302584092, rel=1e-6)
@@ -85,7 +92,12 @@ def test_cross_entropy_never_takes_log_of_zero():
 
 @pytest.mark.parametrize(
     ("t", "message"),
-    [(np.array([0, 3]), r"\[0, 2\]"), (np.array([0, -1]), r"\[0, 2\]"), (np.zeros((2, 5)), "one-hot"), (np.array([0.5, 1]), "whole")],
+    [
+        (np.array([0, 3]), r"\[0, 2\]"),
+        (np.array([0, -1]), r"\[0, 2\]"),
+        (np.zeros((2, 5)), "one-hot"),
+        (np.array([0.5, 1]), "whole"),
+    ],
 )
 def test_cross_entropy_rejects_bad_labels(t, message):
     with pytest.raises(ValueError, match=message):

@@ -33,7 +33,10 @@ def test_buy_apple_orange():
     dapple, dapple_num = mul_apple_layer.backward(dapple_price)
 
     assert str(price) == "715.0000000000001"
-    assert f"{dapple_num} {dapple} {dorange} {dorange_num} {dtax}" == "110.00000000000001 2.2 3.3000000000000003 165.0 650"
+    assert (
+        f"{dapple_num} {dapple} {dorange} {dorange_num} {dtax}"
+        == "110.00000000000001 2.2 3.3000000000000003 165.0 650"
+    )
 
 
 def test_graph_nodes_work_on_arrays_and_do_not_alias_dout(rng):

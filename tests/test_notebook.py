@@ -50,7 +50,9 @@ def _cells() -> list[tuple[str, str]]:
     for cell in notebook["cells"]:
         if cell["cell_type"] != "code":
             continue
-        printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
+        printed = "".join(
+            "".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout"
+        )
         cells.append((_use_dlscratch("".join(cell["source"])), printed))
     return cells
 

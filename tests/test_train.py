@@ -15,7 +15,13 @@ def data(rng):
 
 def _trainer(data, **options):
     network = TwoLayerNet(8, 16, 3, weight_init_std=0.3, seed=options.pop("net_seed", 0))
-    defaults = {"epochs": 3, "mini_batch_size": 30, "optimizer_param": {"lr": 0.5}, "verbose": False, "seed": 0}
+    defaults = {
+        "epochs": 3,
+        "mini_batch_size": 30,
+        "optimizer_param": {"lr": 0.5},
+        "verbose": False,
+        "seed": 0,
+    }
     return Trainer(network, *data, **{**defaults, **options})
 
 
@@ -44,7 +50,12 @@ def test_exact_epoch_accounting_when_the_batch_does_not_divide(data):
     history = trainer.train()
     assert trainer.max_iter == 7  # ceil(3 * 90 / 40)
     assert history.iterations == [0, 3, 5, 7]
-    assert history.epochs == [0.0, pytest.approx(120 / 90, abs=1e-4), pytest.approx(200 / 90, abs=1e-4), pytest.approx(280 / 90, abs=1e-4)]
+    assert history.epochs == [
+        0.0,
+        pytest.approx(120 / 90, abs=1e-4),
+        pytest.approx(200 / 90, abs=1e-4),
+        pytest.approx(280 / 90, abs=1e-4),
+    ]
     assert len(history.train_acc) == len(history.test_acc) == 4
 
 
@@ -61,7 +72,9 @@ def test_shuffle_sees_every_sample_once_per_epoch(data):
 
 def test_evaluate_sample_num_and_callbacks(data):
     calls = []
-    trainer = _trainer(data, evaluate_sample_num_per_epoch=10, callbacks=[lambda tr: calls.append(tr.current_iter)])
+    trainer = _trainer(
+        data, evaluate_sample_num_per_epoch=10, callbacks=[lambda tr: calls.append(tr.current_iter)]
+    )
     evaluated = []
     real_accuracy = trainer.network.accuracy
     trainer.network.accuracy = lambda x, t: evaluated.append(len(x)) or real_accuracy(x, t)
@@ -86,7 +99,9 @@ def test_stops_at_the_first_non_finite_loss_keeping_the_last_good_weights(data):
             trainer.network.params["b2"][0] = np.inf
 
     trainer = _trainer(data, callbacks=[poison_after_step_3])
-    with pytest.raises(NonFiniteLossError, match=r"loss became nan at iteration 3.*smaller learning rate") as caught:
+    with pytest.raises(
+        NonFiniteLossError, match=r"loss became nan at iteration 3.*smaller learning rate"
+    ) as caught:
         trainer.train()
     assert caught.value.iteration == 3
     assert len(trainer.history.train_loss) == 3

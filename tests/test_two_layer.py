@@ -84,5 +84,7 @@ def test_rejects_bad_sizes(sizes):
 
 def test_wrong_input_width_names_the_layer(rng):
     network = TwoLayerNet(784, 5, 3, seed=0)
-    with pytest.raises(ValueError, match=r"Affine expected 784 input features, got 785 \(input shape \(2, 785\)\)"):
+    with pytest.raises(
+        ValueError, match=r"Affine expected 784 input features, got 785 \(input shape \(2, 785\)\)"
+    ):
         network.predict(rng.random((2, 785)))

@@ -18,6 +18,7 @@ from dlscratch.functions import (
     sum_squared_error,
 )
 from dlscratch.gradient import gradient_check, numerical_gradient
+from dlscratch.graph_picture import ComputationalGraph
 from dlscratch.layers import (
     AddLayer,
     Affine,
@@ -56,6 +57,7 @@ __all__ = [
     "AddLayer",
     "Affine",
     "BatchNormalization",
+    "ComputationalGraph",
     "Convolution",
     "DeepConvNet",
     "Dropout",

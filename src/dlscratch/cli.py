@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from dlscratch import graph_picture
 from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint
 from dlscratch.datasets import load_fashion_mnist, load_mnist
 from dlscratch.files import write_atomically
@@ -60,7 +61,9 @@ def _positive_float(text: str) -> float:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=sorted(LOADERS), default="mnist", help="data set (default: mnist)")
+    parser.add_argument(
+        "--dataset", choices=sorted(LOADERS), default="mnist", help="data set (default: mnist)"
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -74,7 +77,9 @@ def _hidden_sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated sizes like 256,128, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sizes like 256,128, got {text!r}"
+        ) from None
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
     return sizes
@@ -95,13 +100,24 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="network: two-layer (TwoLayerNet), mlp (MultiLayerNetExtend), convnet (SimpleConvNet), "
         "deep-convnet (DeepConvNet) (default: two-layer)",
     )
-    parser.add_argument("--hidden-size", type=_positive_int, default=50, help="hidden units of two-layer (default: 50)")
     parser.add_argument(
-        "--hidden-sizes", type=_hidden_sizes, default=[100, 100], help="hidden layers of mlp, e.g. 256,128 (default: 100,100)"
+        "--hidden-size", type=_positive_int, default=50, help="hidden units of two-layer (default: 50)"
     )
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 strength lambda, mlp only (default: 0)")
-    parser.add_argument("--dropout", type=_dropout_ratio, default=0.0, help="dropout ratio after each hidden layer, mlp only")
-    parser.add_argument("--batchnorm", action="store_true", help="batch normalization before each activation, mlp only")
+    parser.add_argument(
+        "--hidden-sizes",
+        type=_hidden_sizes,
+        default=[100, 100],
+        help="hidden layers of mlp, e.g. 256,128 (default: 100,100)",
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="L2 strength lambda, mlp only (default: 0)"
+    )
+    parser.add_argument(
+        "--dropout", type=_dropout_ratio, default=0.0, help="dropout ratio after each hidden layer, mlp only"
+    )
+    parser.add_argument(
+        "--batchnorm", action="store_true", help="batch normalization before each activation, mlp only"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default: 0)")
 
 
@@ -122,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=_positive_float, help="epochs to run instead of --iters")
     train.add_argument("--batch-size", type=_positive_int, default=100, help="mini-batch size (default: 100)")
     train.add_argument(
-        "--lr", type=_positive_float, help="learning rate (default: 0.1 for sgd as in the book, else the optimizer's own)"
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: 0.1 for sgd as in the book, else the optimizer's own)",
     )
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="update rule (default: sgd)")
     train.add_argument(
@@ -138,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="arithmetic precision (default: float32, twice as fast; float64 is the book's)",
     )
     train.add_argument("--out", type=Path, help="run folder to write (default: runs/<date-time>)")
+    train.add_argument(
+        "--eval-samples",
+        type=_positive_int,
+        metavar="N",
+        help="evaluate each epoch on the first N samples of each split (the book's "
+        "evaluate_sample_num_per_epoch; default: all); the final test accuracy always uses all",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     train.add_argument(
         "--checkpoint-every",
@@ -168,14 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="check only this many random entries of each parameter (default: all for two-layer and mlp, "
         "30 for the convolutional nets, whose every entry costs two forward passes)",
     )
-    check.add_argument("--tolerance", type=_positive_float, default=1e-6, help="bound on mean |diff| (default: 1e-6)")
+    check.add_argument(
+        "--tolerance", type=_positive_float, default=1e-6, help="bound on mean |diff| (default: 1e-6)"
+    )
 
     evaluate = commands.add_parser(
-        "evaluate", help="accuracy of a saved model on a data set's test split", description="Load a model file "
-        "written by 'dlscratch train' (or dlscratch.save) and print its accuracy on the test split."
+        "evaluate",
+        help="accuracy of a saved model on a data set's test split",
+        description="Load a model file "
+        "written by 'dlscratch train' (or dlscratch.save) and print its accuracy on the test split.",
     )
     evaluate.add_argument("model_file", type=Path, metavar="MODEL.npz", help="the model file")
     _add_data_options(evaluate)
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw the computational graph of chapter 5 (SVG or PNG)",
+        description="Draw the book's apple (or apple and orange) example as a computational graph: "
+        "forward values above the edges, backward values below.",
+    )
+    graph_picture.add_arguments(graph)
     return parser
 
 
@@ -191,7 +228,15 @@ def _load_data(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple
 def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
     """The network --model names, for 28x28 single-channel images and 10 classes."""
     if args.model != "mlp":
-        used = [o for o, on in (("--weight-decay", args.weight_decay), ("--dropout", args.dropout), ("--batchnorm", args.batchnorm)) if on]
+        used = [
+            o
+            for o, on in (
+                ("--weight-decay", args.weight_decay),
+                ("--dropout", args.dropout),
+                ("--batchnorm", args.batchnorm),
+            )
+            if on
+        ]
         if used:
             raise UsageError(f"{', '.join(used)} apply to --model mlp only")
     options = {"seed": args.seed, "dtype": dtype}
@@ -246,13 +291,15 @@ def _metrics_csv(history: History) -> str:
     return buffer.getvalue()
 
 
-def _write_run(out: Path, args: argparse.Namespace, network: Any, history: History) -> None:
+def _write_run(
+    out: Path, args: argparse.Namespace, network: Any, history: History, final_test_acc: float
+) -> None:
     from dlscratch.plot import plot_history, save_figure
     from dlscratch.serialize import save
 
     save(network, out / "model.npz")
     write_atomically(out / "metrics.csv", lambda f: f.write(_metrics_csv(history).encode()))
-    record = {"settings": _settings(args), "history": history.to_dict()}
+    record = {"settings": _settings(args), "final_test_acc": final_test_acc, "history": history.to_dict()}
     write_atomically(out / "history.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     save_figure(plot_history(history), out / "curves.png")
 
@@ -278,6 +325,7 @@ def _make_trainer(args: argparse.Namespace) -> Trainer:
         iters=iters,
         sampling=args.sampling,
         seed=args.seed,
+        evaluate_sample_num_per_epoch=args.eval_samples,
     )
 
 
@@ -288,9 +336,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _resumed_args(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> argparse.Namespace:
     """The options of the run being resumed, read from its checkpoint."""
-    changed = sorted(k for k, v in vars(args).items() if k not in ("resume", "quiet", "command") and v != parser_defaults.get(k))
+    changed = sorted(
+        k
+        for k, v in vars(args).items()
+        if k not in ("resume", "quiet", "command") and v != parser_defaults.get(k)
+    )
     if changed:
-        raise UsageError(f"--resume continues a run with its own settings; drop {', '.join('--' + k.replace('_', '-') for k in changed)}")
+        options = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise UsageError(f"--resume continues a run with its own settings; drop {options}")
     path = args.resume / CHECKPOINT
     if not path.is_file():
         raise UsageError(f"no checkpoint to resume at {path} (train with --checkpoint-every N first)")
@@ -313,14 +366,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         for stale in out.glob(f".{CHECKPOINT}.*.tmp"):
             stale.unlink(missing_ok=True)
     if args.checkpoint_every:
-        trainer.callbacks.append(checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)}))
+        trainer.callbacks.append(
+            checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)})
+        )
     try:
         history = trainer.train()
     except NonFiniteLossError as error:
         kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
         print(f"dlscratch: {error}{kept}", file=sys.stderr)
         return 1
-    _write_run(out, args, trainer.network, history)
+    final_test_acc = history.test_acc[-1]
+    if args.eval_samples is not None:
+        final_test_acc = float(trainer.network.accuracy(trainer.x_test, trainer.t_test))
+        if not args.quiet:
+            print(f"test accuracy on all {len(trainer.x_test)} test samples: {final_test_acc:.4f}")
+    _write_run(out, args, trainer.network, history, final_test_acc)
     if not args.quiet:
         print(f"{history.seconds:.1f} s; model, metrics.csv, history.json and curves.png in {out}")
     return 0
@@ -377,7 +437,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 TRAIN_DEFAULTS = vars(build_parser().parse_args(["train"]))
 
-COMMANDS = {"train": cmd_train, "gradcheck": cmd_gradcheck, "evaluate": cmd_evaluate}
+COMMANDS = {
+    "train": cmd_train,
+    "gradcheck": cmd_gradcheck,
+    "evaluate": cmd_evaluate,
+    "graph": graph_picture.run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,9 @@ def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float =
     return grad
 
 
-def _central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, indices: np.ndarray, h: float) -> np.ndarray:
+def _central_differences(
+    f: Callable[[np.ndarray], Any], x: np.ndarray, indices: np.ndarray, h: float
+) -> np.ndarray:
     """(f(x + h e_i) - f(x - h e_i)) / 2h for each flat index i, x restored exactly."""
     flat_x = x.reshape(-1)
     if not np.shares_memory(flat_x, x):
@@ -50,7 +52,13 @@ def _central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, indices:
 
 
 def gradient_check(
-    network: Any, x: np.ndarray, t: np.ndarray, *, max_entries: int | None = None, seed: int = 0, h: float = 1e-4
+    network: Any,
+    x: np.ndarray,
+    t: np.ndarray,
+    *,
+    max_entries: int | None = None,
+    seed: int = 0,
+    h: float = 1e-4,
 ) -> dict[str, dict[str, float]]:
     """Compare backpropagation with numerical differentiation for every parameter.
 
@@ -82,7 +90,13 @@ def gradient_check(
 
 
 def _sampled_numerical_gradient(
-    network: Any, x: np.ndarray, t: np.ndarray, max_entries: int, seed: int, h: float, backprop: dict[str, np.ndarray]
+    network: Any,
+    x: np.ndarray,
+    t: np.ndarray,
+    max_entries: int,
+    seed: int,
+    h: float,
+    backprop: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Numerical gradients at a random subset of each parameter's entries; the matching
     entries of ``backprop`` are cut down to the same subset, in place of the dict."""

@@ -32,15 +32,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle
 
 from dlscratch.layers.graph import AddLayer, MulLayer
-from dlscratch.plot import save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "ComputationalGraph",
@@ -268,6 +268,10 @@ class ComputationalGraph:
 
     def to_figure(self) -> Figure:
         """The same picture as a matplotlib Figure (one pixel per point at 100 dpi)."""
+        # imported here: the SVG needs no matplotlib, and importing it takes a third of a second
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Circle
+
         shapes, width, height = self._layout()
         figure = Figure(figsize=(width / 100, height / 100), dpi=100)
         axes = figure.add_axes((0, 0, 1, 1))
@@ -313,6 +317,8 @@ class ComputationalGraph:
         if suffix == ".svg":
             path.write_text(self.to_svg(), encoding="utf-8")
         elif suffix == ".png":
+            from dlscratch.plot import save_figure
+
             save_figure(self.to_figure(), path)
         else:
             raise ValueError(

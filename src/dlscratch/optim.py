@@ -8,6 +8,7 @@ the step count), so training can resume exactly.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -184,11 +185,23 @@ class Adam(Optimizer):
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         m, v = self._slot("m", key, param), self._slot("v", key, param)
-        m += (1 - self.beta1) * (grad - m)
-        v += (1 - self.beta2) * (grad * grad - v)
-        m_hat_scale = 1 / (1 - self.beta1**self.step_count)
-        v_hat_scale = 1 / (1 - self.beta2**self.step_count)
-        param -= self.lr * m_hat_scale * m / (np.sqrt(v * v_hat_scale) + self.eps)
+        t = self.step_count
+        # The formula above, computed in place through one scratch array in the order
+        # torch.optim.Adam uses: a temporary per operation would cost ten passes over
+        # memory and ten allocations the size of the parameter.
+        scratch = np.subtract(grad, m, out=np.empty_like(param))
+        scratch *= 1 - self.beta1
+        m += scratch  # m <- m + (1 - beta1)(dW - m)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta2
+        v *= self.beta2
+        v += scratch  # v <- beta2 v + (1 - beta2) dW^2
+        denominator = np.sqrt(v, out=scratch)
+        denominator /= math.sqrt(1 - self.beta2**t)
+        denominator += self.eps  # sqrt(v_hat) + eps
+        step = np.divide(m, denominator, out=scratch)
+        step *= self.lr / (1 - self.beta1**t)  # lr * m_hat / (sqrt(v_hat) + eps)
+        param -= step
 
 
 _BY_NAME = {

@@ -23,6 +23,7 @@ from dlscratch.optim import Optimizer, get_optimizer
 __all__ = ["History", "NonFiniteLossError", "Trainer"]
 
 SAMPLING_MODES = ("replacement", "shuffle")
+EVAL_CHUNK = 1000  # samples converted at a time when evaluating with input_scale
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -80,7 +81,12 @@ class Trainer:
     Extras: ``iters``; ``sampling`` 'replacement' (the book: np.random.choice per batch) or
     'shuffle' (each epoch a permutation); ``seed`` for the batch sampler (None: np.random's
     global state, as the book); ``progress`` a tqdm bar (default: when verbose);
-    ``callbacks``: functions called as f(trainer) after every iteration.
+    ``callbacks``: functions called as f(trainer) after every iteration; ``input_scale``:
+    keep integer data (e.g. uint8 pixels from ``load_mnist(normalize=False)``) and turn
+    each batch, and each evaluated chunk, into the network's dtype times this factor as it
+    is used. With ``input_scale=1/255`` the network sees the values ``normalize=True``
+    gives (to the last bit or one rounding: x * (1/255) rather than x / 255) while the
+    data set takes a quarter of float32's memory and batches are gathered faster.
     """
 
     def __init__(
@@ -102,9 +108,12 @@ class Trainer:
         seed: Any = None,
         progress: bool | None = None,
         callbacks: list[Callable[[Trainer], None]] | None = None,
+        input_scale: float | None = None,
     ) -> None:
-        _check_split("train", x_train, t_train)
-        _check_split("test", x_test, t_test)
+        if input_scale is not None and not (math.isfinite(input_scale) and input_scale > 0):
+            raise ValueError(f"input_scale must be a finite number > 0, got {input_scale!r}")
+        _check_split("train", x_train, t_train, scaled=input_scale is not None)
+        _check_split("test", x_test, t_test, scaled=input_scale is not None)
         if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be a positive int, got {mini_batch_size!r}")
         if sampling not in SAMPLING_MODES:
@@ -133,6 +142,8 @@ class Trainer:
         self.current_iter = 0
         self.history = History()
         self._order = np.arange(0)  # the shuffled epoch being consumed, sampling="shuffle"
+        self.input_scale = input_scale
+        self._input_dtype = _float_dtype_of(network)
 
     # the book's attribute names
     train_loss_list = property(lambda self: self.history.train_loss)
@@ -141,6 +152,9 @@ class Trainer:
 
     def _next_batch_indices(self) -> np.ndarray:
         if self.sampling == "replacement":
+            if isinstance(self.rng, np.random.Generator):
+                # the very numbers choice(train_size, batch_size) draws, without its checks
+                return self.rng.integers(0, self.train_size, self.batch_size)
             return self.rng.choice(self.train_size, self.batch_size)
         start = (self.current_iter * self.batch_size) % self.train_size
         if start == 0 or len(self._order) != self.train_size:
@@ -156,7 +170,7 @@ class Trainer:
     def train_step(self) -> float:
         """One mini-batch: gradient, update, loss recorded. Returns the loss."""
         batch = self._next_batch_indices()
-        x_batch, t_batch = self.x_train[batch], self.t_train[batch]
+        x_batch, t_batch = self._as_input(self.x_train[batch]), self.t_train[batch]
         if hasattr(self.network, "loss_and_gradient"):
             loss, grads = self.network.loss_and_gradient(x_batch, t_batch)
         else:
@@ -170,12 +184,31 @@ class Trainer:
         self.current_iter += 1
         return loss
 
+    def _as_input(self, x: np.ndarray) -> np.ndarray:
+        """Stored samples as the network takes them: x itself, or scaled floats (input_scale)."""
+        if self.input_scale is None:
+            return x
+        x = x.astype(self._input_dtype)
+        x *= self._input_dtype.type(self.input_scale)
+        return x
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
+        """The network's accuracy on (x, t), stored like x_train (scaled by input_scale if set)."""
+        if self.input_scale is None:
+            return float(self.network.accuracy(x, t))
+        # a chunk at a time, so the data set is never held as floats
+        correct = 0
+        for start in range(0, len(x), EVAL_CHUNK):
+            chunk = self._as_input(x[start : start + EVAL_CHUNK])
+            correct += round(self.network.accuracy(chunk, t[start : start + EVAL_CHUNK]) * len(chunk))
+        return correct / len(x)
+
     def evaluate(self) -> tuple[float, float]:
         """Train and test accuracy (on the first n samples when that option is set)."""
         n = self.evaluate_sample_num_per_epoch
-        train_acc = self.network.accuracy(self.x_train[:n], self.t_train[:n])
-        test_acc = self.network.accuracy(self.x_test[:n], self.t_test[:n])
-        return float(train_acc), float(test_acc)
+        train_acc = self.accuracy(self.x_train[:n], self.t_train[:n])
+        test_acc = self.accuracy(self.x_test[:n], self.t_test[:n])
+        return train_acc, test_acc
 
     def _record_evaluation(self) -> None:
         train_acc, test_acc = self.evaluate()
@@ -214,8 +247,9 @@ class Trainer:
         try:
             while self.current_iter < self.max_iter:
                 loss = self.train_step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if self.show_progress:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if self._completes_epoch() or self.current_iter == self.max_iter:
                     self._record_evaluation()
                 for callback in self.callbacks:
@@ -228,16 +262,27 @@ class Trainer:
         return self.history
 
 
-def _check_split(name: str, x: np.ndarray, t: np.ndarray) -> None:
+def _float_dtype_of(network: Any) -> np.dtype:
+    """The dtype of the network's parameters (float64 if it has none that are floats)."""
+    for param in getattr(network, "params", {}).values():
+        if np.issubdtype(np.asarray(param).dtype, np.floating):
+            return np.asarray(param).dtype
+    return np.dtype(np.float64)
+
+
+def _check_split(name: str, x: np.ndarray, t: np.ndarray, scaled: bool = False) -> None:
     """Refuse, before any training, data that would fail (or silently mislead) later."""
     x, t = np.asarray(x), np.asarray(t)
     if len(x) == 0:
         raise ValueError(f"the {name} split is empty")
     if len(x) != len(t):
         raise ValueError(f"the {name} split has {len(x)} samples but {len(t)} labels")
-    if not np.issubdtype(x.dtype, np.floating):
+    if scaled and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"x_{name} must hold numbers to scale with input_scale, got {x.dtype}")
+    if not scaled and not np.issubdtype(x.dtype, np.floating):
         raise ValueError(
-            f"x_{name} must be floating point, got {x.dtype} (load with normalize=True or use x.astype(np.float32))"
+            f"x_{name} must be floating point, got {x.dtype} (load with normalize=True, use "
+            "x.astype(np.float32), or keep integers and pass input_scale=1/255)"
         )
     if t.ndim == 1:
         if not np.issubdtype(t.dtype, np.integer):

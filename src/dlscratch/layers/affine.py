@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dlscratch.layers.base import Layer, check_float, check_same_shape
@@ -40,14 +42,16 @@ class Affine(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float(self, x)
-        features = int(np.prod(x.shape[1:])) if x.ndim else 0  # not x[0].size: a batch may be empty
+        features = math.prod(x.shape[1:]) if x.ndim else 0  # not x[0].size: a batch may be empty
         if features != self.W.shape[0]:
             raise ValueError(
                 f"Affine expected {self.W.shape[0]} input features, got {features} (input shape {x.shape})"
             )
         self._x_shape = x.shape
         self._x = x.reshape(len(x), features)
-        return self._x @ self.W + self.b
+        out = self._x @ self.W
+        out += self.b  # in place: no second (N, M) array
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         check_same_shape(self, dout, (len(self._x), self.W.shape[1]))

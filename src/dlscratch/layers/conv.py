@@ -147,6 +147,8 @@ class Convolution(Layer):
     With col = im2col(x) per image as a (C FH FW, OH OW) matrix and Wm = W as (FN, C FH FW):
         out = Wm @ col + b,   dW = sum_n dout @ col.T,   db = sum of dout over n, y, x,
         dx = col2im(Wm.T @ dout).
+    needs_input_grad = False (set by networks on their first layer) skips dx: backward
+    then returns None.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
@@ -212,13 +214,21 @@ class Convolution(Layer):
         FN, _, FH, FW = self.W.shape
         col, k, pad = self._col, C * FH * FW, self.pad
         dout = dout.reshape(N, FN, col.shape[2])
-        # dout @ [col; ones].T = [dW | db] per image; their sum over the batch is the gradient
-        grads = np.matmul(dout, col.transpose(0, 2, 1)).sum(axis=0)
-        self.grads["W"][...] = grads[:, :k].reshape(self.W.shape)
-        self.grads["b"][...] = grads[:, k]
+        # [col; ones] @ dout.T = [dW | db].T per image; their sum over the batch is the
+        # gradient (this orientation of the product is the faster one for OpenBLAS)
+        grads = np.matmul(col, dout.transpose(0, 2, 1)).sum(axis=0)
+        self.grads["W"][...] = grads[:k].T.reshape(self.W.shape)
+        self.grads["b"][...] = grads[k]
         if not self.needs_input_grad:
             return None
-        dcol = np.matmul(self.W.reshape(FN, k).T.astype(col.dtype, copy=False), dout)
+        # dx = col2im(Wm.T @ dout), one filter offset at a time: the pixels at offset (i, j)
+        # of every window receive W[:, :, i, j].T @ dout. Same sums as the book's, but the
+        # (N, C FH FW, OH OW) dcol never exists, so each piece is added while still in cache.
+        W_by_offset = np.ascontiguousarray(self.W.transpose(2, 3, 1, 0), dtype=col.dtype)  # (FH, FW, C, FN)
         dx = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
-        _add_columns(dx, dcol.reshape(N, C, FH, FW, *self._out_shape[2:]), self.stride)
+        out_h, out_w = self._out_shape[2:]
+        for i in range(FH):
+            for j in range(FW):
+                piece = np.matmul(W_by_offset[i, j], dout).reshape(N, C, out_h, out_w)
+                window(dx, i, j, self.stride, out_h, out_w)[...] += piece
         return dx[:, :, pad : pad + H, pad : pad + W]

@@ -32,17 +32,22 @@ class SoftmaxWithLoss(Layer):
             raise ValueError(f"SoftmaxWithLoss expected scores of shape (N, C) with N > 0, got {x.shape}")
         self.t = t
         self._t_index = as_class_indices(x, t)
-        shifted = x - x.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        sums = exp.sum(axis=1, keepdims=True)
-        self.y = exp / sums
-        picked = shifted[np.arange(len(x)), self._t_index]
-        self.loss = float(np.mean(np.log(sums[:, 0]) - picked))
+        rows = np.arange(len(x))
+        # each row's maximum, read at its argmax: the same value as x.max(axis=1), which
+        # numpy computes slowly along rows as short as the number of classes
+        shifted = x - x[rows, x.argmax(axis=1)][:, None]
+        picked = shifted[rows, self._t_index]
+        # one (N, C) array becomes exp(shifted), then the softmax, in place
+        y = np.exp(shifted, out=shifted)
+        sums = y.sum(axis=1, keepdims=True)
+        y /= sums
+        self.y = y
+        self.loss = float((np.log(sums[:, 0]) - picked).sum()) / len(x)  # the mean over the batch
         return self.loss
 
     def backward(self, dout: float | np.ndarray = 1) -> np.ndarray:
         batch_size = len(self.y)
-        dx = self.y.copy()
-        dx[np.arange(batch_size), self._t_index] -= 1
-        dx *= np.asarray(dout, dtype=dx.dtype) / batch_size
+        scale = np.asarray(dout, dtype=self.y.dtype) / batch_size
+        dx = self.y * scale  # a new array: self.y stays the softmax
+        dx[np.arange(batch_size), self._t_index] -= scale
         return dx

@@ -70,18 +70,18 @@ class Pooling(Layer):
         images = pad_images(x, self.pad, -np.inf if self.mode == "max" else 0.0)
         # one view per window offset, each (N, C, OH, OW): a loop over offsets, not positions
         windows = [window(images, i, j, self.stride, out_h, out_w) for i, j in self._offsets()]
+        out = windows[0].copy()
         if self.mode == "avg":
-            out = windows[0].copy()
             for w in windows[1:]:
                 out += w
             out *= 1 / len(windows)  # a Python float: NumPy keeps out's dtype
             return out
-        out = windows[0].copy()
         # offset k of the window holds the max; uint8 unless the window is huge
         argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(windows) - 1))
         for k, w in enumerate(windows[1:], start=1):
             improves = w > out  # strictly: on a tie the earlier offset keeps the max
-            # the last offset that improved the running max is the window's (first) argmax
+            # k grows, so max(argmax, k * improves) keeps the last offset that improved the
+            # running max: the window's first argmax (a masked assignment is much slower)
             np.maximum(argmax, improves * argmax.dtype.type(k), out=argmax)
             np.maximum(out, w, out=out)
         self._argmax = argmax

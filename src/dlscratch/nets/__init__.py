@@ -5,4 +5,11 @@ from dlscratch.nets.multi_layer import MultiLayerNet, MultiLayerNetExtend
 from dlscratch.nets.sequential import Sequential
 from dlscratch.nets.two_layer import TwoLayerNet
 
-__all__ = ["DeepConvNet", "MultiLayerNet", "MultiLayerNetExtend", "Sequential", "SimpleConvNet", "TwoLayerNet"]
+__all__ = [
+    "DeepConvNet",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "Sequential",
+    "SimpleConvNet",
+    "TwoLayerNet",
+]

@@ -23,11 +23,15 @@ ConvParam = Mapping[str, int]
 def _check_input_dim(name: str, input_dim: Any) -> tuple[int, int, int]:
     dims = tuple(input_dim)
     if len(dims) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims):
-        raise ValueError(f"{name} expected input_dim (channels, height, width) of positive ints, got {input_dim!r}")
+        raise ValueError(
+            f"{name} expected input_dim (channels, height, width) of positive ints, got {input_dim!r}"
+        )
     return int(dims[0]), int(dims[1]), int(dims[2])
 
 
-def _conv_layer(rng: Any, channels: int, param: ConvParam, scale: WeightInitStd, dtype: np.dtype) -> Convolution:
+def _conv_layer(
+    rng: Any, channels: int, param: ConvParam, scale: WeightInitStd, dtype: np.dtype
+) -> Convolution:
     missing = {"filter_num", "filter_size", "pad", "stride"} - set(param)
     if missing:
         raise ValueError(f"conv_param is missing {sorted(missing)}")
@@ -95,7 +99,9 @@ class SimpleConvNet(Sequential):
                 ),
                 Relu2=Relu(),
                 Affine2=Affine(
-                    random_weights(rng, (hidden_size, output_size), init_scale(weight_init_std, hidden_size), dtype),
+                    random_weights(
+                        rng, (hidden_size, output_size), init_scale(weight_init_std, hidden_size), dtype
+                    ),
                     np.zeros(output_size, dtype),
                 ),
             )
@@ -140,7 +146,10 @@ class DeepConvNet(Sequential):
         seed: Any = None,
         dtype: Any = np.float64,
     ) -> None:
-        conv_params = [dict(p) for p in (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)]
+        conv_params = [
+            dict(p)
+            for p in (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)
+        ]
         shape = _check_input_dim(type(self).__name__, input_dim)
         rng, dtype = as_rng(seed), check_dtype(dtype)
         self._settings = {
@@ -159,11 +168,15 @@ class DeepConvNet(Sequential):
                 layers[f"Pool{index // 2}"] = Pooling(2, 2, stride=2)
                 shape = _pool_shape(shape)
         flat = int(np.prod(shape))
-        layers["Affine1"] = Affine(random_weights(rng, (flat, hidden_size), init_scale("he", flat), dtype), np.zeros(hidden_size, dtype))
+        layers["Affine1"] = Affine(
+            random_weights(rng, (flat, hidden_size), init_scale("he", flat), dtype),
+            np.zeros(hidden_size, dtype),
+        )
         layers["Relu7"] = Relu()
         layers["Dropout1"] = Dropout(0.5, seed=_child_seed(rng, seed))
         layers["Affine2"] = Affine(
-            random_weights(rng, (hidden_size, output_size), init_scale("he", hidden_size), dtype), np.zeros(output_size, dtype)
+            random_weights(rng, (hidden_size, output_size), init_scale("he", hidden_size), dtype),
+            np.zeros(output_size, dtype),
         )
         layers["Dropout2"] = Dropout(0.5, seed=_child_seed(rng, seed))
         super().__init__(layers)

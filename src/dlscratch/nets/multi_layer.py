@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import pairwise
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,9 @@ ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 def _check_sizes(name: str, input_size: int, hidden_size_list: Sequence[int], output_size: int) -> list[int]:
     sizes = [input_size, *hidden_size_list, output_size]
     if not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
-        raise ValueError(f"{name} expected positive int sizes, got {input_size}, {list(hidden_size_list)}, {output_size}")
+        raise ValueError(
+            f"{name} expected positive int sizes, got {input_size}, {list(hidden_size_list)}, {output_size}"
+        )
     return [int(s) for s in sizes]
 
 
@@ -69,13 +72,17 @@ class MultiLayerNetExtend(Sequential):
             "dtype": dtype.name,
         }
         layers: OrderedDict[str, Any] = OrderedDict()
-        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+        for index, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
             scale = init_scale(weight_init_std, fan_in)
-            layers[f"Affine{index}"] = Affine(random_weights(rng, (fan_in, fan_out), scale, dtype), np.zeros(fan_out, dtype))
+            layers[f"Affine{index}"] = Affine(
+                random_weights(rng, (fan_in, fan_out), scale, dtype), np.zeros(fan_out, dtype)
+            )
             if index == len(sizes) - 1:
                 break
             if use_batchnorm:
-                layers[f"BatchNorm{index}"] = BatchNormalization(np.ones(fan_out, dtype), np.zeros(fan_out, dtype))
+                layers[f"BatchNorm{index}"] = BatchNormalization(
+                    np.ones(fan_out, dtype), np.zeros(fan_out, dtype)
+                )
             layers[f"Activation_function{index}"] = ACTIVATIONS[activation]()
             if use_dropout:
                 layers[f"Dropout{index}"] = Dropout(ratio, seed=_child_seed(rng, seed))

@@ -143,14 +143,19 @@ class Sequential:
                 vars(layer).clear()
                 vars(layer).update(state)
             count = sum(p.size for p in getattr(layer, "params", {}).values())
-            rows.append((name, type(layer).__name__, str(("N", *x.shape[1:])).replace("'", ""), f"{count:,}"))
+            rows.append((name, type(layer).__name__, _batch_shape(x.shape[1:]), f"{count:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = [f"{type(self).__name__}: input (N, {', '.join(map(str, shape))})"]
-        for row in [*rows[:1], tuple("-" * w for w in widths), *rows[1:]]:
-            lines.append("  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=False)), row[3].rjust(widths[3])]))
-        buffers = sum(b.size for layer in self.layers.values() for b in getattr(layer, "buffers", {}).values())
+        rows.insert(1, tuple("-" * width for width in widths))
+        lines = [f"{type(self).__name__}: input {_batch_shape(shape)}"]
+        for name, kind, out_shape, count in rows:
+            lines.append(
+                f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {out_shape:<{widths[2]}}  {count:>{widths[3]}}"
+            )
         lines.append(f"Loss: {type(self.lastLayer).__name__}")
         lines.append(f"Total params: {sum(p.size for p in params):,}")
+        buffers = sum(
+            b.size for layer in self.layers.values() for b in getattr(layer, "buffers", {}).values()
+        )
         if buffers:
             lines.append(f"Buffers (saved with the model, not trained): {buffers:,}")
         return "\n".join(lines)
@@ -194,3 +199,8 @@ def _named(layers: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any
         kind = type(layer).__name__
         counts[kind] += 1
         yield f"{kind}{counts[kind]}", layer
+
+
+def _batch_shape(sample_shape: tuple[int, ...]) -> str:
+    """'(N, 30, 24, 24)': a batch's shape with N for the number of samples."""
+    return f"({', '.join(['N', *map(str, sample_shape)])})"

@@ -43,12 +43,16 @@ class TwoLayerNet(Sequential):
         super().__init__(
             [
                 Affine(
-                    random_weights(rng, (input_size, hidden_size), init_scale(weight_init_std, input_size), dtype),
+                    random_weights(
+                        rng, (input_size, hidden_size), init_scale(weight_init_std, input_size), dtype
+                    ),
                     np.zeros(hidden_size, dtype),
                 ),
                 Relu(),
                 Affine(
-                    random_weights(rng, (hidden_size, output_size), init_scale(weight_init_std, hidden_size), dtype),
+                    random_weights(
+                        rng, (hidden_size, output_size), init_scale(weight_init_std, hidden_size), dtype
+                    ),
                     np.zeros(output_size, dtype),
                 ),
             ]
