@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from _http import write_fake_mnist
+
 from dlscratch.cli import main
 
 

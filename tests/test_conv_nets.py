@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import require_or_skip
+
 from dlscratch import DeepConvNet, Dropout, SimpleConvNet, Trainer, gradient_check
 from dlscratch.datasets import DatasetNotFoundError, load_fashion_mnist
 

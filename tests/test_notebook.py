@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_or_skip
 
 import dlscratch
-from conftest import require_or_skip
 from dlscratch.datasets import DatasetNotFoundError, load_fashion_mnist
 
 NOTEBOOK = Path(

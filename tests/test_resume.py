@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
 from _http import write_fake_mnist
+
 from dlscratch.checkpoint import load_checkpoint
 from dlscratch.serialize import load
 

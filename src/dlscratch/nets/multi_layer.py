@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import pairwise
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
