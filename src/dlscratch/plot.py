@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from dlscratch.files import write_atomically
 from dlscratch.functions import as_class_indices
 from dlscratch.train import History
 
@@ -236,14 +236,7 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) ->
     is ever left at path. The format follows the suffix (.png, .svg, .pdf; PNG if none)."""
     path = Path(path)
     file_format = path.suffix.lstrip(".").lower() or "png"
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format=file_format, dpi=dpi)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: figure.savefig(handle, format=file_format, dpi=dpi))
     return path
 
 
