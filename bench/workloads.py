@@ -36,7 +36,7 @@ class Workload:
     lr: float
     eval_samples: int | None = None
     final_eval_samples: int | None = 0
-    eval_batch: int = 1000  # samples per forward pass in PyTorch's evaluation
+    eval_batch: int = 1000  # samples per forward pass in PyTorch's evaluation (its faster size)
     seed: int = 0
     target: float = 1.0  # dlscratch/pytorch whole-run ratio the issue asks for
 
@@ -79,6 +79,7 @@ WORKLOADS = {
         lr=0.001,
         eval_samples=1000,
         final_eval_samples=None,
+        eval_batch=100,  # PyTorch's convolution evaluates twice as fast in batches of 100 as of 1000
         target=0.85,
     ),
 }

@@ -90,6 +90,8 @@ def test_gradcheck_prints_the_table(data_dir, capsys):
         (["train", "--batch-size", "ten"], "--batch-size"),
         (["train", "--dataset", "cifar"], "--dataset"),
         (["train", "--iters", "5", "--epochs", "2"], "not allowed with"),
+        (["train", "--model", "convnet", "--batchnorm"], "does not take --batchnorm"),
+        (["train", "--weight-decay", "0.1"], "does not take --weight-decay"),
         (["fly"], "invalid choice"),
         ([], "required"),
     ],

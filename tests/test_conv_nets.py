@@ -47,9 +47,12 @@ def test_deep_conv_net_book_layout_and_shapes(rng):
     assert network.params["W1"].std() == pytest.approx(np.sqrt(2 / 9), rel=0.2)  # He initialisation
 
 
-def test_deep_conv_net_gradients_on_a_small_input(rng):
+@pytest.mark.parametrize("use_batchnorm", [False, True])
+def test_deep_conv_net_gradients_on_a_small_input(rng, use_batchnorm):
     tiny = {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}
-    network = DeepConvNet((1, 8, 8), tiny, tiny, tiny, tiny, tiny, tiny, hidden_size=5, output_size=3, seed=0)
+    network = DeepConvNet(
+        (1, 8, 8), *[tiny] * 6, hidden_size=5, output_size=3, use_batchnorm=use_batchnorm, seed=0
+    )
     x, t = rng.standard_normal((2, 1, 8, 8)), np.array([0, 2])
     network.predict(x, train_flg=True)
     for layer in network.layers.values():
@@ -57,6 +60,13 @@ def test_deep_conv_net_gradients_on_a_small_input(rng):
             layer.fixed_mask = layer.mask
     for key, row in gradient_check(network, x, t, max_entries=20, h=1e-6).items():
         assert row["mean_abs_diff"] < 1e-7, key
+
+
+def test_deep_conv_net_extras():
+    network = DeepConvNet(use_batchnorm=True, dropout_ratio=0, seed=0)
+    assert [name for name in network.layers if name.startswith("BatchNorm")] == [f"BatchNorm{i}" for i in range(1, 8)]
+    assert not [name for name in network.layers if name.startswith("Dropout")]
+    assert network.params["gamma7"].shape == (50,)  # after the hidden Affine
 
 
 def test_input_dim_and_conv_param_are_checked():

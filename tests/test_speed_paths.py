@@ -99,3 +99,100 @@ def test_softmax_with_loss_keeps_y_and_the_callers_arrays(rng):
     expected = (y_before - np.eye(4, dtype=np.float32)[t]) * 2 / 6
     np.testing.assert_allclose(dx, expected, rtol=1e-6, atol=1e-7)
     assert dx.dtype == np.float32
+
+
+# --- Convolution -> Relu -> Pooling fused (dlscratch.layers.fused) ---------------------
+
+FUSED_CASES = [
+    # C, FN, filter, stride, pad, H, W
+    (1, 3, 5, 1, 0, 12, 12),  # SimpleConvNet's shape, small
+    (2, 4, 3, 1, 1, 8, 6),  # DeepConvNet's 3x3 pad 1
+    (3, 2, 3, 2, 1, 7, 7),  # stride 2: 4x4 output
+    (2, 3, 2, 2, 0, 8, 8),
+    (1, 2, 3, 1, 2, 6, 6),  # DeepConvNet's pad 2
+]
+
+
+def _three_layers(rng, C, FN, k, stride, pad, dtype=np.float64, integers=False):
+    from dlscratch import Convolution, Pooling
+
+    draw = (lambda shape: rng.integers(-2, 3, shape).astype(dtype)) if integers else rng.standard_normal
+    conv = Convolution(draw((FN, C, k, k)).astype(dtype), draw((FN,)).astype(dtype), stride=stride, pad=pad)
+    return conv, Relu(), Pooling(2, 2, stride=2), draw
+
+
+@pytest.mark.parametrize("integers", [False, True], ids=["random", "with-ties"])
+@pytest.mark.parametrize("needs_input_grad", [True, False])
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_fused_conv_relu_pool_matches_the_three_layers(case, needs_input_grad, integers, rng):
+    from dlscratch.layers.fused import ConvReluPool
+
+    C, FN, k, stride, pad, H, W = case
+    conv, relu, pool, draw = _three_layers(rng, C, FN, k, stride, pad, integers=integers)
+    conv.needs_input_grad = needs_input_grad
+    x = draw((4, C, H, W)).astype(np.float64)
+    expected_out = pool.forward(relu.forward(conv.forward(x)))
+    dout = draw(expected_out.shape).astype(np.float64)
+    expected_dx = conv.backward(relu.backward(pool.backward(dout)))
+    expected = {name: g.copy() for name, g in conv.grads.items()}
+
+    fused = ConvReluPool(conv, relu, pool)
+    x_before, dout_before = x.copy(), dout.copy()
+    out = fused.forward(x)
+    np.testing.assert_allclose(out, expected_out, rtol=1e-12, atol=1e-12)
+    dx = fused.backward(dout)
+    for name, grad in expected.items():
+        np.testing.assert_allclose(conv.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
+    if needs_input_grad:
+        np.testing.assert_allclose(dx, expected_dx, rtol=1e-10, atol=1e-12)
+    else:
+        assert dx is None
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    np.testing.assert_array_equal(fused.forward(x, train=False), out)  # the evaluation path
+
+
+def test_fused_step_reports_an_odd_output_as_pooling_does(rng):
+    from dlscratch.layers.fused import ConvReluPool
+
+    conv, relu, pool, _ = _three_layers(rng, 1, 2, 3, 1, 0)
+    with pytest.raises(ValueError, match="Pooling cannot slide a 2x2 window"):
+        ConvReluPool(conv, relu, pool).forward(rng.standard_normal((2, 1, 7, 7)))  # 5x5 output
+
+
+def test_fused_step_keeps_float32():
+    from dlscratch.layers.fused import ConvReluPool
+
+    rng = np.random.default_rng(0)
+    conv, relu, pool, _ = _three_layers(rng, 1, 3, 5, 1, 0, dtype=np.float32)
+    conv.needs_input_grad = True
+    fused = ConvReluPool(conv, relu, pool)
+    out = fused.forward(rng.standard_normal((2, 1, 12, 12)).astype(np.float32))
+    dx = fused.backward(np.ones_like(out))
+    assert out.dtype == dx.dtype == conv.grads["W"].dtype == np.float32
+
+
+def test_networks_train_through_the_fused_step_as_through_the_layers(rng):
+    from dlscratch import DeepConvNet, Dropout, SimpleConvNet
+
+    small = {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}
+    simple = SimpleConvNet((2, 8, 8), small, hidden_size=6, output_size=4, weight_init_std=0.3, seed=0)
+    deep = DeepConvNet((1, 8, 8), *[small] * 6, hidden_size=5, output_size=4, seed=0)
+    for network in (simple, deep):
+        x, t = rng.standard_normal((5, *network.config()["input_dim"])), np.array([0, 3, 1, 2, 0])
+        for layer in network.layers.values():
+            if isinstance(layer, Dropout):  # one fixed mask, so both passes compute one function
+                size = 5 if layer is network.layers["Dropout1"] else 4
+                layer.fixed_mask = rng.random((5, size)) > 0.5
+        # the book's way: loss() runs the layers one by one, then a backward loop over them
+        loss = network.loss(x, t, train_flg=True)
+        dout = network.lastLayer.backward(1)
+        for layer in reversed(network.layers.values()):
+            dout = layer.backward(dout)
+        by_layers = {key: layer.grads[name].copy() for key, (layer, name) in network._owners.items()}
+        fused_loss, grads = network.loss_and_gradient(x, t)
+        assert fused_loss == pytest.approx(loss, rel=1e-12)
+        for key, grad in grads.items():
+            np.testing.assert_allclose(grad, by_layers[key], rtol=1e-10, atol=1e-12, err_msg=key)
+        scores = network.predict(x)
+        assert network.accuracy(x, t) == np.mean(scores.argmax(axis=1) == t)

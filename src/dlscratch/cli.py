@@ -113,10 +113,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--weight-decay", type=float, default=0.0, help="L2 strength lambda, mlp only (default: 0)"
     )
     parser.add_argument(
-        "--dropout", type=_dropout_ratio, default=0.0, help="dropout ratio after each hidden layer, mlp only"
+        "--dropout",
+        type=_dropout_ratio,
+        help="dropout ratio: after each hidden layer of mlp (default: none), or both dropouts of "
+        "deep-convnet (default: 0.5, the book's)",
     )
     parser.add_argument(
-        "--batchnorm", action="store_true", help="batch normalization before each activation, mlp only"
+        "--batchnorm",
+        action="store_true",
+        help="batch normalization before each activation, mlp and deep-convnet",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default: 0)")
 
@@ -227,18 +232,14 @@ def _load_data(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple
 
 def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
     """The network --model names, for 28x28 single-channel images and 10 classes."""
-    if args.model != "mlp":
-        used = [
-            o
-            for o, on in (
-                ("--weight-decay", args.weight_decay),
-                ("--dropout", args.dropout),
-                ("--batchnorm", args.batchnorm),
-            )
-            if on
-        ]
-        if used:
-            raise UsageError(f"{', '.join(used)} apply to --model mlp only")
+    unsupported = {
+        "--weight-decay": args.weight_decay and args.model != "mlp",
+        "--dropout": args.dropout is not None and args.model not in ("mlp", "deep-convnet"),
+        "--batchnorm": args.batchnorm and args.model not in ("mlp", "deep-convnet"),
+    }
+    used = [option for option, refused in unsupported.items() if refused]
+    if used:
+        raise UsageError(f"--model {args.model} does not take {', '.join(used)}")
     options = {"seed": args.seed, "dtype": dtype}
     if args.model == "two-layer":
         return TwoLayerNet(784, args.hidden_size, 10, **options)
@@ -251,14 +252,15 @@ def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
             10,
             weight_init_std="he",
             weight_decay_lambda=args.weight_decay,
-            use_dropout=args.dropout > 0,
-            dropout_ratio=args.dropout,
+            use_dropout=bool(args.dropout),
+            dropout_ratio=args.dropout or 0.0,
             use_batchnorm=args.batchnorm,
             **options,
         )
     if args.model == "convnet":
         return SimpleConvNet((1, 28, 28), **options)
-    return DeepConvNet((1, 28, 28), **options)
+    dropout = 0.5 if args.dropout is None else args.dropout
+    return DeepConvNet((1, 28, 28), use_batchnorm=args.batchnorm, dropout_ratio=dropout, **options)
 
 
 def _takes_images(network: Any) -> bool:

@@ -57,7 +57,7 @@ class Affine(Layer):
         check_same_shape(self, dout, (len(self._x), self.W.shape[1]))
         # written in place: the network's grads dict and the optimizer hold these arrays
         np.matmul(self._x.T, dout, out=self.grads["W"])
-        np.sum(dout, axis=0, out=self.grads["b"])
+        dout.sum(axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
         return (dout @ self.W.T).reshape(self._x_shape)

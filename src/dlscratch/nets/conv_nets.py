@@ -12,6 +12,7 @@ from dlscratch.layers.activation import Relu
 from dlscratch.layers.affine import Affine
 from dlscratch.layers.conv import Convolution, conv_output_size
 from dlscratch.layers.dropout import Dropout
+from dlscratch.layers.normalization import BatchNormalization
 from dlscratch.layers.pooling import Pooling
 from dlscratch.nets.init import WeightInitStd, as_rng, check_dtype, init_scale, random_weights
 from dlscratch.nets.multi_layer import _child_seed
@@ -128,7 +129,9 @@ class DeepConvNet(Sequential):
     Dropout(0.5) -> Affine -> Dropout(0.5). Weights use He initialisation, as in the book.
     conv_param_1 ... conv_param_6 as in the book (3x3 filters; 16, 16, 32, 32, 64, 64 of
     them; the fourth padded by 2). Input (N, C, H, W), output (N, output_size).
-    Keyword-only: seed, dtype.
+    Keyword-only: seed, dtype, and two extras the book does not have: ``use_batchnorm``
+    puts a BatchNormalization (per channel) before every ReLU, and ``dropout_ratio`` sets
+    both dropouts (0 removes them).
     """
 
     def __init__(
@@ -143,6 +146,8 @@ class DeepConvNet(Sequential):
         hidden_size: int = 50,
         output_size: int = 10,
         *,
+        use_batchnorm: bool = False,
+        dropout_ratio: float = 0.5,
         seed: Any = None,
         dtype: Any = np.float64,
     ) -> None:
@@ -157,13 +162,25 @@ class DeepConvNet(Sequential):
             **{f"conv_param_{i}": p for i, p in enumerate(conv_params, start=1)},
             "hidden_size": int(hidden_size),
             "output_size": int(output_size),
+            "use_batchnorm": bool(use_batchnorm),
+            "dropout_ratio": float(dropout_ratio),
             "dtype": dtype.name,
         }
+
+        def normalized(name: str, size: int) -> None:
+            if use_batchnorm:
+                layers[f"BatchNorm{name}"] = BatchNormalization(np.ones(size, dtype), np.zeros(size, dtype))
+
+        def dropout(name: str) -> None:
+            if dropout_ratio > 0:
+                layers[f"Dropout{name}"] = Dropout(dropout_ratio, seed=_child_seed(rng, seed))
+
         layers: OrderedDict[str, Any] = OrderedDict()
         for index, param in enumerate(conv_params, start=1):
             layers[f"Conv{index}"] = _conv_layer(rng, shape[0], param, "he", dtype)
-            layers[f"Relu{index}"] = Relu()
             shape = _conv_shape(shape, param)
+            normalized(str(index), shape[0])
+            layers[f"Relu{index}"] = Relu()
             if index % 2 == 0:
                 layers[f"Pool{index // 2}"] = Pooling(2, 2, stride=2)
                 shape = _pool_shape(shape)
@@ -172,13 +189,14 @@ class DeepConvNet(Sequential):
             random_weights(rng, (flat, hidden_size), init_scale("he", flat), dtype),
             np.zeros(hidden_size, dtype),
         )
+        normalized("7", hidden_size)
         layers["Relu7"] = Relu()
-        layers["Dropout1"] = Dropout(0.5, seed=_child_seed(rng, seed))
+        dropout("1")
         layers["Affine2"] = Affine(
             random_weights(rng, (hidden_size, output_size), init_scale("he", hidden_size), dtype),
             np.zeros(output_size, dtype),
         )
-        layers["Dropout2"] = Dropout(0.5, seed=_child_seed(rng, seed))
+        dropout("2")
         super().__init__(layers)
 
     def config(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from dlscratch.functions import as_class_indices
 from dlscratch.gradient import numerical_gradient as _numerical_gradient
+from dlscratch.layers.fused import ConvReluPool
 from dlscratch.layers.loss import SoftmaxWithLoss
 
 
@@ -23,6 +24,12 @@ class Sequential:
         BatchNormalization after the second Affine owns gamma2, beta2).
     weight_decay_lambda: L2 strength; the loss gains 0.5 * lambda * sum(W**2) over every
         weight W and each dW gains lambda * W.
+
+    For speed, ``loss_and_gradient`` and ``accuracy`` run each Convolution -> Relu ->
+    2x2 max Pooling as one fused step (dlscratch.layers.fused: the same numbers, computed
+    in an order that suits NumPy); nobody sees the layers in between there. ``predict``
+    and ``loss`` run the layers one by one, so a backward loop written as in the book
+    finds every layer's cache.
     """
 
     def __init__(
@@ -52,15 +59,38 @@ class Sequential:
         if hasattr(first, "needs_input_grad"):
             # the gradient with respect to the data is never used in training: skip its cost
             first.needs_input_grad = False
+        self._fused: dict[tuple[int, ...], ConvReluPool] = {}  # kept: they hold work buffers
+        self._fuse = False  # set while loss_and_gradient or accuracy runs predict
+        self._steps: list[Any] = []  # what the last predict ran, for the backward pass
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
         """Scores before the softmax: (N, ...) in, (N, classes) out."""
-        for layer in self.layers.values():
-            if getattr(layer, "uses_train_flag", False):
-                x = layer.forward(x, train_flg)
+        self._steps = self._fused_steps() if getattr(self, "_fuse", False) else list(self.layers.values())
+        for step in self._steps:
+            if isinstance(step, ConvReluPool) or getattr(step, "uses_train_flag", False):
+                x = step.forward(x, train_flg)
             else:
-                x = layer.forward(x)
+                x = step.forward(x)
         return x
+
+    def _fused_steps(self) -> list[Any]:
+        """The layers in order, each Convolution -> Relu -> 2x2 max Pooling as one ConvReluPool."""
+        if not hasattr(self, "_fused"):  # a network built without __init__ (unpickled, copied)
+            self._fused = {}
+        layers, steps, i = list(self.layers.values()), [], 0
+        while i < len(layers):
+            group = layers[i : i + 3]
+            if ConvReluPool.applies(group):
+                key = tuple(map(id, group))
+                fused = self._fused.get(key)
+                if fused is None or any(a is not b for a, b in zip(fused.layers, group, strict=True)):
+                    fused = self._fused[key] = ConvReluPool(*group)
+                steps.append(fused)
+                i += 3
+            else:
+                steps.append(layers[i])
+                i += 1
+        return steps
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
         """The loss layer's value on (x, t), plus the weight-decay term."""
@@ -87,10 +117,14 @@ class Sequential:
         if len(t) != len(x):
             raise ValueError(f"accuracy got {len(x)} samples but {len(t)} labels")
         correct = 0
-        for start in range(0, len(x), batch_size):
-            scores = self.predict(x[start : start + batch_size], train_flg=False)
-            labels = as_class_indices(scores, t[start : start + batch_size])
-            correct += int(np.sum(scores.argmax(axis=1) == labels))
+        self._fuse = True
+        try:
+            for start in range(0, len(x), batch_size):
+                scores = self.predict(x[start : start + batch_size], train_flg=False)
+                labels = as_class_indices(scores, t[start : start + batch_size])
+                correct += int(np.sum(scores.argmax(axis=1) == labels))
+        finally:
+            self._fuse = False
         return correct / len(x)
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
@@ -110,10 +144,14 @@ class Sequential:
 
     def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """One forward and one backward pass: the loss and the gradients (training mode)."""
-        loss = self.loss(x, t, train_flg=True)
+        self._fuse, self._steps = True, list(self.layers.values())
+        try:
+            loss = self.loss(x, t, train_flg=True)
+        finally:
+            self._fuse = False
         dout = self.lastLayer.backward(1)
-        for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+        for step in reversed(self._steps):  # the layers, or fused groups of them, predict ran
+            dout = step.backward(dout)
         grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
         if self.weight_decay_lambda:
             for key, (layer, name) in self._owners.items():
