@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from dlscratch.layers import Affine, BatchNormalization, Layer, LeakyRelu, Relu, Tanh
-from dlscratch.nets import Sequential, TwoLayerNet
+from dlscratch.nets import DeepConvNet, Sequential, TwoLayerNet
 from dlscratch.serialize import META, load, save, write_archive
 
 # ---------------------------------------------------------------- shared helpers
@@ -466,3 +466,15 @@ def test_pickle_file_is_refused_and_never_unpickled(tmp_path, unpickled):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "nothing.npz")
+
+
+def test_file_from_before_a_setting_existed_still_loads(tmp_path):
+    """A file written before DeepConvNet had use_batchnorm/dropout_ratio loads with their defaults."""
+    good = save(DeepConvNet(seed=0, dtype=np.float32), tmp_path / "deep.npz")
+
+    def written_by_an_older_version(meta, arrays):
+        for setting in ("use_batchnorm", "dropout_ratio"):
+            del meta["network"]["config"][setting]
+
+    network = load(tampered(tmp_path, good, written_by_an_older_version))
+    assert network.config()["dropout_ratio"] == 0.5 and not network.config()["use_batchnorm"]

@@ -221,6 +221,10 @@ def network_from(description: Any, arrays: dict[str, np.ndarray]) -> Sequential:
         network = _construct_keeping_global_rng(cls, config)
         copy_network_arrays(network, arrays)
     rebuilt = network_description(network)
+    if cls is not Sequential:
+        # a setting added to the class after the file was written comes back with its
+        # default value: files stay loadable as the library grows
+        rebuilt["config"] = {k: v for k, v in rebuilt["config"].items() if k in config}
     if rebuilt != description:
         key = next(
             k for k in sorted(rebuilt.keys() | description.keys()) if rebuilt.get(k) != description.get(k)
