@@ -225,7 +225,8 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     started = time.perf_counter()
     evaluate()
     for it in range(1, workload.iters + 1):
-        batch = torch.from_numpy(rng.choice(train_size, workload.batch_size))
+        # the numbers choice(train_size, batch) draws, as the Trainer does
+        batch = torch.from_numpy(rng.integers(0, train_size, workload.batch_size))
         loss = F.cross_entropy(model(x_train[batch]), t_train[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -64,7 +64,9 @@ def test_deep_conv_net_gradients_on_a_small_input(rng, use_batchnorm):
 
 def test_deep_conv_net_extras():
     network = DeepConvNet(use_batchnorm=True, dropout_ratio=0, seed=0)
-    assert [name for name in network.layers if name.startswith("BatchNorm")] == [f"BatchNorm{i}" for i in range(1, 8)]
+    assert [name for name in network.layers if name.startswith("BatchNorm")] == [
+        f"BatchNorm{i}" for i in range(1, 8)
+    ]
     assert not [name for name in network.layers if name.startswith("Dropout")]
     assert network.params["gamma7"].shape == (50,)  # after the hidden Affine
 

@@ -121,12 +121,19 @@ def _three_layers(rng, C, FN, k, stride, pad, dtype=np.float64, integers=False):
     return conv, Relu(), Pooling(2, 2, stride=2), draw
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("integers", [False, True], ids=["random", "with-ties"])
 @pytest.mark.parametrize("needs_input_grad", [True, False])
 @pytest.mark.parametrize("case", FUSED_CASES)
-def test_fused_conv_relu_pool_matches_the_three_layers(case, needs_input_grad, integers, rng):
+def test_fused_conv_relu_pool_matches_the_three_layers(
+    case, needs_input_grad, integers, threads, rng, monkeypatch
+):
+    import dlscratch.layers.fused as fused_module
     from dlscratch.layers.fused import ConvReluPool
 
+    # threads=3: the batch of 4 images cut into parts of 1, 1 and 2, each in its own thread
+    monkeypatch.setattr(fused_module, "split_count", lambda: threads)
+    monkeypatch.setattr(fused_module, "_MIN_PART", 1)
     C, FN, k, stride, pad, H, W = case
     conv, relu, pool, draw = _three_layers(rng, C, FN, k, stride, pad, integers=integers)
     conv.needs_input_grad = needs_input_grad
@@ -196,3 +203,22 @@ def test_networks_train_through_the_fused_step_as_through_the_layers(rng):
             np.testing.assert_allclose(grad, by_layers[key], rtol=1e-10, atol=1e-12, err_msg=key)
         scores = network.predict(x)
         assert network.accuracy(x, t) == np.mean(scores.argmax(axis=1) == t)
+
+
+def test_adam_split_across_threads_gives_the_same_numbers(rng, monkeypatch):
+    import dlscratch.optim as optim_module
+    from dlscratch import Adam
+
+    shapes = {"W": (400, 500), "b": (500,)}  # W large enough to be cut in pieces
+    params = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    steps = [{k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for _ in range(3)]
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(optim_module, "split_count", lambda threads=threads: threads)
+        mine = {k: p.copy() for k, p in params.items()}
+        optimizer = Adam(lr=0.01)
+        for grads in steps:
+            optimizer.update(mine, grads)
+        results.append(mine)
+    for key in shapes:
+        np.testing.assert_array_equal(results[0][key], results[1][key])  # element by element: identical

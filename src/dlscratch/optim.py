@@ -8,10 +8,14 @@ the step count), so training can resume exactly.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from dlscratch._threads import run_parallel, split_count
 
 __all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
 
@@ -185,6 +189,9 @@ class Adam(Optimizer):
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         m, v = self._slot("m", key, param), self._slot("v", key, param)
+        _elementwise_in_parallel(self._update, param, grad, m, v)
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
         t = self.step_count
         # The formula above, computed in place through one scratch array in the order
         # torch.optim.Adam uses: a temporary per operation would cost ten passes over
@@ -202,6 +209,21 @@ class Adam(Optimizer):
         step = np.divide(m, denominator, out=scratch)
         step *= self.lr / (1 - self.beta1**t)  # lr * m_hat / (sqrt(v_hat) + eps)
         param -= step
+
+
+_PARALLEL_MIN = 65536  # elements: smaller updates are not worth a thread
+
+
+def _elementwise_in_parallel(update: Callable[..., None], *arrays: np.ndarray) -> None:
+    """update(*arrays), where every element is updated on its own: large arrays are cut
+    into one contiguous piece per thread and the pieces updated at once (the same numbers)."""
+    count = min(split_count(), arrays[0].size // _PARALLEL_MIN)
+    if count < 2 or not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
+        update(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
+    bounds = [len(flat[0]) * i // count for i in range(count + 1)]
+    run_parallel([lambda a=a, b=b: update(*(f[a:b] for f in flat)) for a, b in itertools.pairwise(bounds)])
 
 
 _BY_NAME = {

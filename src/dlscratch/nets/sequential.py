@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 
+from dlscratch._threads import single_threaded_blas
 from dlscratch.functions import as_class_indices
 from dlscratch.gradient import numerical_gradient as _numerical_gradient
 from dlscratch.layers.fused import ConvReluPool
@@ -92,6 +94,17 @@ class Sequential:
                 i += 1
         return steps
 
+    def _blas_policy(self) -> AbstractContextManager[None]:
+        """Single-threaded matrix products for a network with fused convolution steps.
+
+        Those steps split their images across threads themselves (layers/fused.py); a
+        BLAS pool busy-waiting on the other cores after each multi-threaded product would
+        only slow them down. Other networks keep the BLAS's own threads.
+        """
+        if any(isinstance(step, ConvReluPool) for step in self._fused_steps()):
+            return single_threaded_blas()
+        return nullcontext()
+
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
         """The loss layer's value on (x, t), plus the weight-decay term."""
         y = self.predict(x, train_flg)
@@ -119,10 +132,11 @@ class Sequential:
         correct = 0
         self._fuse = True
         try:
-            for start in range(0, len(x), batch_size):
-                scores = self.predict(x[start : start + batch_size], train_flg=False)
-                labels = as_class_indices(scores, t[start : start + batch_size])
-                correct += int(np.sum(scores.argmax(axis=1) == labels))
+            with self._blas_policy():
+                for start in range(0, len(x), batch_size):
+                    scores = self.predict(x[start : start + batch_size], train_flg=False)
+                    labels = as_class_indices(scores, t[start : start + batch_size])
+                    correct += int(np.sum(scores.argmax(axis=1) == labels))
         finally:
             self._fuse = False
         return correct / len(x)
@@ -145,13 +159,14 @@ class Sequential:
     def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """One forward and one backward pass: the loss and the gradients (training mode)."""
         self._fuse, self._steps = True, list(self.layers.values())
-        try:
-            loss = self.loss(x, t, train_flg=True)
-        finally:
-            self._fuse = False
-        dout = self.lastLayer.backward(1)
-        for step in reversed(self._steps):  # the layers, or fused groups of them, predict ran
-            dout = step.backward(dout)
+        with self._blas_policy():
+            try:
+                loss = self.loss(x, t, train_flg=True)
+            finally:
+                self._fuse = False
+            dout = self.lastLayer.backward(1)
+            for step in reversed(self._steps):  # the layers, or fused groups of them, predict ran
+                dout = step.backward(dout)
         grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
         if self.weight_decay_lambda:
             for key, (layer, name) in self._owners.items():
