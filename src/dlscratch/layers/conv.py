@@ -178,16 +178,22 @@ class Convolution(Layer):
     def config(self) -> dict[str, Any]:
         return {"stride": self.stride, "pad": self.pad}
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def check_input(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """x as a float (N, C, H, W) array that fits W, stride and pad; returns (x, OH, OW)."""
         x = check_float(self, x)
         check_ndim(self, x, (4,), "input of shape (N, C, H, W)")
-        FN, C, FH, FW = self.W.shape
+        _, C, FH, FW = self.W.shape
         if x.shape[1] != C:
             raise ValueError(
                 f"Convolution expected {C} input channels (W has shape {self.W.shape}), "
                 f"got {x.shape[1]} (input shape {x.shape})"
             )
         out_h, out_w = output_hw("Convolution", x.shape, FH, FW, self.stride, self.pad)
+        return x, out_h, out_w
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x, out_h, out_w = self.check_input(x)
+        FN, C, FH, FW = self.W.shape
         N, k = len(x), C * FH * FW
         col = self._columns_buffer(N, k, out_h * out_w, x.dtype)
         _fill_columns(col[:, :k].reshape(N, C, FH, FW, out_h, out_w), pad_images(x, self.pad), self.stride)

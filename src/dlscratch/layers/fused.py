@@ -38,8 +38,8 @@ import numpy as np
 
 from dlscratch._threads import run_parallel, single_threaded_blas, split_count
 from dlscratch.layers.activation import Relu
-from dlscratch.layers.base import check_float, check_ndim, check_same_shape
-from dlscratch.layers.conv import Convolution, output_hw, pad_images
+from dlscratch.layers.base import check_same_shape
+from dlscratch.layers.conv import Convolution, pad_images
 from dlscratch.layers.pooling import Pooling
 
 __all__ = ["ConvReluPool"]
@@ -83,15 +83,8 @@ class ConvReluPool:
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         conv, relu, pool = self.layers
-        x = check_float(conv, x)
-        check_ndim(conv, x, (4,), "input of shape (N, C, H, W)")
+        x, out_h, out_w = conv.check_input(x)
         FN, C, FH, FW = conv.W.shape
-        if x.shape[1] != C:
-            raise ValueError(
-                f"Convolution expected {C} input channels (W has shape {conv.W.shape}), "
-                f"got {x.shape[1]} (input shape {x.shape})"
-            )
-        out_h, out_w = output_hw("Convolution", x.shape, FH, FW, conv.stride, conv.pad)
         self._fallback = out_h % 2 == 1 or out_w % 2 == 1
         if self._fallback:  # windows would not tile the image: the layers' own code explains
             return pool.forward(relu.forward(conv.forward(x)))
