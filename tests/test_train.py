@@ -159,3 +159,10 @@ def test_verbose_prints_a_line_per_epoch(data, capsys):
     assert lines[0].startswith("epoch 0: train acc")
     assert len([line for line in lines if line.startswith("epoch")]) == 4
     assert lines[-1].startswith("final test accuracy:")
+
+
+def test_time_is_counted_as_it_passes_so_checkpoints_hold_it(data):
+    seen = []
+    trainer = _trainer(data, iters=5, callbacks=[lambda tr: seen.append(tr.history.seconds)])
+    trainer.train()
+    assert 0 < seen[0] < seen[-1] <= trainer.history.seconds

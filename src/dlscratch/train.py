@@ -233,7 +233,15 @@ class Trainer:
 
     def train(self) -> History:
         """Run to max_iter (continuing from current_iter) and return the history."""
-        started = time.perf_counter()
+        clock = time.perf_counter()
+
+        def count_time() -> None:
+            # added as it passes, so a checkpoint taken mid-run holds the time spent so far
+            nonlocal clock
+            now = time.perf_counter()
+            self.history.seconds += now - clock
+            clock = now
+
         if self.current_iter == 0 and not self.history.epochs:
             self._record_evaluation()
         bar = tqdm(
@@ -252,11 +260,12 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if self._completes_epoch() or self.current_iter == self.max_iter:
                     self._record_evaluation()
+                count_time()
                 for callback in self.callbacks:
                     callback(self)
         finally:
             bar.close()
-            self.history.seconds += time.perf_counter() - started
+            count_time()
         if self.verbose:
             print(f"final test accuracy: {self.history.test_acc[-1]:.4f}")
         return self.history
