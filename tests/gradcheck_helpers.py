@@ -98,3 +98,19 @@ def assert_matches_torch(
     _assert_close(f"{type(layer).__name__} dx", dx, tx.grad.numpy(), rtol, atol)
     for (name, grad), tparam in zip(layer.grads.items(), tparams, strict=True):
         _assert_close(f"{type(layer).__name__} d{name}", grad, tparam.grad.numpy(), rtol, atol)
+
+
+def assert_leaves_arguments_alone(
+    layer: Any, x: np.ndarray, rng: np.random.Generator, forward_kwargs: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run forward(x) and backward(dout) with a random dout and check neither changed x or
+    dout (the book's Relu zeroed dout in place) and that dx is a new array. Returns (dx, dout)."""
+    x_before = x.copy()
+    out = layer.forward(x, **(forward_kwargs or {}))
+    dout = rng.standard_normal(out.shape).astype(out.dtype)
+    dout_before = dout.copy()
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    assert dx is not dout
+    return dx, dout
