@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dlscratch.layers.base import Layer, check_float, check_ndim, check_same_shape
+from dlscratch.layers.conv_shifted import shifted_backward, shifted_forward
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
@@ -148,7 +149,9 @@ class Convolution(Layer):
         out = Wm @ col + b,   dW = sum_n dout @ col.T,   db = sum of dout over n, y, x,
         dx = col2im(Wm.T @ dout).
     needs_input_grad = False (set by networks on their first layer) skips dx: backward
-    then returns None.
+    then returns None. With stride 1 the same sums come from shifted slices of the padded
+    image instead of a column matrix (layers/conv_shifted.py explains how); other strides
+    build the columns as written above.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
@@ -167,7 +170,8 @@ class Convolution(Layer):
         self.needs_input_grad = True
         self._x_shape: tuple[int, ...] = ()
         self._out_shape: tuple[int, ...] = ()
-        self._col: np.ndarray | None = None  # (N, C FH FW + 1, OH OW), reused between batches
+        self._col: np.ndarray | None = None  # stride > 1: (N, C FH FW + 1, OH OW), reused
+        self._x: np.ndarray | None = None  # the input, kept with stride 1 instead of the columns
 
     # the book's attribute names, kept for learners
     W = property(lambda self: self.params["W"])
@@ -195,13 +199,22 @@ class Convolution(Layer):
         x, out_h, out_w = self.check_input(x)
         FN, C, FH, FW = self.W.shape
         N, k = len(x), C * FH * FW
+        self._x_shape, self._out_shape = x.shape, (N, FN, out_h, out_w)
+        if self.stride == 1:  # the same sums without im2col's strided copies (conv_shifted.py)
+            self._x = x
+            out = np.empty(self._out_shape, dtype=x.dtype)
+
+            def emit(images: slice, output: np.ndarray) -> None:
+                out[images] = output
+
+            shifted_forward(x, self.W, self.b, self.pad, emit)
+            return out
         col = self._columns_buffer(N, k, out_h * out_w, x.dtype)
         _fill_columns(col[:, :k].reshape(N, C, FH, FW, out_h, out_w), pad_images(x, self.pad), self.stride)
         # [Wm | b] @ [col; ones] = Wm @ col + b: the bias rides along in the same product
         weights = np.empty((FN, k + 1), dtype=x.dtype)
         weights[:, :k] = self.W.reshape(FN, k)
         weights[:, k] = self.b
-        self._x_shape, self._out_shape = x.shape, (N, FN, out_h, out_w)
         # one (FN, k+1) @ (k+1, OH OW) product per image, written straight in (N, FN, OH OW) order
         return np.matmul(weights, col).reshape(N, FN, out_h, out_w)
 
@@ -216,6 +229,15 @@ class Convolution(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         check_same_shape(self, dout, self._out_shape)
+        if self.stride == 1:
+
+            def spread(images: slice, dgrid: np.ndarray) -> None:
+                dgrid[...] = dout[images]
+
+            dW, db, dx = shifted_backward(self._x, self.W, self.pad, spread, self.needs_input_grad)
+            self.grads["W"][...] = dW
+            self.grads["b"][...] = db
+            return dx
         N, C, H, W = self._x_shape
         FN, _, FH, FW = self.W.shape
         col, k, pad = self._col, C * FH * FW, self.pad

@@ -12,6 +12,7 @@ import numpy as np
 from dlscratch._threads import single_threaded_blas
 from dlscratch.functions import as_class_indices
 from dlscratch.gradient import numerical_gradient as _numerical_gradient
+from dlscratch.layers.conv import Convolution
 from dlscratch.layers.fused import ConvReluPool
 from dlscratch.layers.loss import SoftmaxWithLoss
 
@@ -61,7 +62,7 @@ class Sequential:
         if hasattr(first, "needs_input_grad"):
             # the gradient with respect to the data is never used in training: skip its cost
             first.needs_input_grad = False
-        self._fused: dict[tuple[int, ...], ConvReluPool] = {}  # kept: they hold work buffers
+        self._fused: dict[tuple[int, ...], ConvReluPool] = {}  # kept: forward leaves backward its switches
         self._fuse = False  # set while loss_and_gradient or accuracy runs predict
         self._steps: list[Any] = []  # what the last predict ran, for the backward pass
 
@@ -95,13 +96,13 @@ class Sequential:
         return steps
 
     def _blas_policy(self) -> AbstractContextManager[None]:
-        """Single-threaded matrix products for a network with fused convolution steps.
+        """Single-threaded matrix products for a network with stride-1 convolutions.
 
-        Those steps split their images across threads themselves (layers/fused.py); a
+        Those split their images across threads themselves (layers/conv_shifted.py); a
         BLAS pool busy-waiting on the other cores after each multi-threaded product would
         only slow them down. Other networks keep the BLAS's own threads.
         """
-        if any(isinstance(step, ConvReluPool) for step in self._fused_steps()):
+        if any(_splits_its_images(step) for step in self._fused_steps()):
             return single_threaded_blas()
         return nullcontext()
 
@@ -240,6 +241,11 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n  ".join(f"{name}: {layer!r}" for name, layer in self.layers.items())
         return f"{type(self).__name__}(\n  {inner}\n)"
+
+
+def _splits_its_images(step: Any) -> bool:
+    """Whether a step runs on the shifted convolution, which splits images across threads."""
+    return isinstance(step, ConvReluPool) or (isinstance(step, Convolution) and step.stride == 1)
 
 
 def _named(layers: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
