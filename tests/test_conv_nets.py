@@ -71,6 +71,22 @@ def test_deep_conv_net_extras():
     assert network.params["gamma7"].shape == (50,)  # after the hidden Affine
 
 
+def test_deep_conv_net_evaluates_100_images_at_a_time_as_the_book(rng, monkeypatch):
+    network = DeepConvNet(seed=0)
+    x, t = rng.standard_normal((250, 1, 28, 28)), rng.integers(0, 10, 250)
+    sizes, predict = [], network.predict
+
+    def counting_predict(x, train_flg):
+        sizes.append(len(x))
+        return predict(x, train_flg)
+
+    monkeypatch.setattr(network, "predict", counting_predict)
+    by_default = network.accuracy(x, t)
+    assert sizes == [100, 100, 50]
+    assert network.accuracy(x, t, batch_size=250) == by_default
+    assert SimpleConvNet.accuracy_batch_size == 1000  # its activations are small: one pass of 1000
+
+
 def test_input_dim_and_conv_param_are_checked():
     with pytest.raises(ValueError, match="input_dim"):
         SimpleConvNet((28, 28))

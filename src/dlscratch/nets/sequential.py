@@ -120,12 +120,17 @@ class Sequential:
     def _weights(self) -> list[np.ndarray]:
         return [layer.params["W"] for layer, name in self._owners.values() if name == "W"]
 
-    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
+    accuracy_batch_size = 1000  # accuracy()'s samples per forward pass, unless told
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int | None = None) -> float:
         """Fraction of samples whose highest score is the label; t one-hot or indices.
 
-        Runs in batches so a whole data set never sits in memory as activations; every
-        sample counts, the last partial batch too.
+        Runs in batches (of ``accuracy_batch_size`` unless batch_size is given) so a whole
+        data set never sits in memory as activations; every sample counts, the last
+        partial batch too.
         """
+        if batch_size is None:
+            batch_size = self.accuracy_batch_size
         if len(x) == 0:
             raise ValueError("accuracy needs at least one sample, got an empty array")
         if len(t) != len(x):
