@@ -1,12 +1,15 @@
-"""Convolution and Pooling against PyTorch CPU on SimpleConvNet's shapes, float32.
+"""Convolution and Pooling against PyTorch CPU on the book's networks' shapes, float32.
 
-    python bench/conv_layers.py [--reps 200] [--threads 2]
+    python bench/conv_layers.py [--reps 50] [--threads 2]
 
-Times forward + backward of each layer and of its torch twin, interleaved in one process
-so both see the same machine load, and prints the median and best time of each and the
-ratio ours / torch (below 1: we are faster). Shapes: conv (100, 1, 28, 28) * (30, 1, 5, 5)
-as a network's first layer (no input gradient), the same with the input gradient, and
-2x2 max pooling with stride 2 on (100, 30, 24, 24).
+Times forward + backward of each layer and of its torch twin in one process, in
+alternating blocks of calls with a pause between blocks (so neither side's idle threads
+are still spinning when the other starts), and prints the median and best time per call
+of each and the ratio ours / torch (below 1: we are faster). Batch 100. Shapes:
+SimpleConvNet's conv (1, 28, 28) * (30, 1, 5, 5) as a network's first layer (no input
+gradient), the same with the input gradient, its 2x2 max pooling on (30, 24, 24); and
+DeepConvNet's 3x3 convolutions with their input gradients: 16 -> 16 channels at 28x28
+(pad 1), 32 -> 32 at 14x14 (pad 2) and 64 -> 64 at 8x8 (pad 1).
 """
 
 from __future__ import annotations
@@ -43,16 +46,37 @@ def cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object], Cal
     def ours(layer: Convolution | Pooling, inp: np.ndarray, dout: np.ndarray) -> Callable[[], object]:
         return lambda: (layer.forward(inp), layer.backward(dout))
 
-    return {
+    runs = {
         "conv, first layer": (ours(first, x, dconv), lambda: nnf.conv2d(tx, tW, tb).backward(tdconv)),
         "conv, with dx": (ours(inner, x, dconv), lambda: nnf.conv2d(tx_grad, tW, tb).backward(tdconv)),
         "max pool 2x2": (ours(pool, a, dpool), lambda: nnf.max_pool2d(ta, 2, 2).backward(tdpool)),
     }
+    for channels, size, pad in ((16, 28, 1), (32, 14, 2), (64, 8, 1)):
+        runs[f"3x3 {channels}ch {size}x{size}"] = _deep_conv_case(rng, channels, size, pad)
+    return runs
+
+
+def _deep_conv_case(
+    rng: np.random.Generator, channels: int, size: int, pad: int
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """A DeepConvNet 3x3 convolution, channels -> channels, on (100, channels, size, size)."""
+    x = rng.random((100, channels, size, size), dtype=np.float32)
+    W = (rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(9 * channels)).astype(np.float32)
+    b = np.zeros(channels, np.float32)
+    layer = Convolution(W, b, pad=pad)
+    dout = rng.standard_normal(layer.forward(x).shape).astype(np.float32)
+    tx, tW = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+    tb, tdout = torch.tensor(b, requires_grad=True), torch.tensor(dout)
+    return (
+        lambda: (layer.forward(x), layer.backward(dout)),
+        lambda: nnf.conv2d(tx, tW, tb, padding=pad).backward(tdout),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=200, help="timed repetitions of each case")
+    parser.add_argument("--reps", type=int, default=50, help="timed calls of each case and side")
+    parser.add_argument("--block", type=int, default=5, help="calls in a row before switching sides")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,12 +86,14 @@ def main() -> None:
         for fn in pair:
             for _ in range(5):
                 fn()
-    for _ in range(args.reps):
+    for _ in range(max(args.reps // args.block, 1)):
         for name, pair in runs.items():
             for side, fn in enumerate(pair):
-                start = time.perf_counter()
-                fn()
-                times[name, side].append(time.perf_counter() - start)
+                time.sleep(0.05)  # the other side's thread pool goes idle
+                for _ in range(args.block):
+                    start = time.perf_counter()
+                    fn()
+                    times[name, side].append(time.perf_counter() - start)
     print(f"float32, torch threads {args.threads}, {args.reps} reps; ms per forward + backward")
     print(f"{'case':20s} {'ours med':>9s} {'torch med':>9s} {'ours min':>9s} {'torch min':>9s} {'ratio':>6s}")
     for name in runs:

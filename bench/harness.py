@@ -6,6 +6,12 @@ calls torch.set_num_threads), so both sides use the same number of threads and e
 peak memory is its own. Runs alternate (dlscratch, pytorch, then pytorch, dlscratch, ...)
 so a slow drift of the machine affects both alike.
 
+For the two-layer workloads a third side, "numpy" (a hand-tuned NumPy loop doing the same
+work, bench.numpy_loop), runs in the same alternation (dlscratch, pytorch, numpy, then
+numpy, pytorch, dlscratch, ...) unless Options.numpy_reference is False. It is a
+reference: its ratio to PyTorch and its lower bound (the unavoidable work alone) are
+shown beside the others, and the targets are judged on dlscratch and pytorch alone.
+
 The machine is watched during every run: from /proc/stat, the CPU time that processes
 other than the benchmark used while it ran, in cores (0.0 idle, 1.0 a whole core busy
 with something else). A run above the threshold is marked busy, retried, and left out of
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.worker import RESULT_PREFIX
-from bench.workloads import SIDES, WORKLOADS, Workload, quick
+from bench.workloads import ALL_SIDES, NUMPY_SIDE, SIDES, WORKLOADS, Workload, quick
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -117,7 +123,15 @@ class Options:
     busy_threshold: float = 0.10
     retry_busy: int = 2
     wait_idle: float = 30.0
+    numpy_reference: bool = True  # add the "numpy" side to the workloads that have it
     log: Any = field(default=print)
+
+
+def sides_for(workload: Workload, options: Options) -> tuple[str, ...]:
+    """The sides that run for this workload: options.sides, plus "numpy" where it applies."""
+    if options.numpy_reference and workload.has_numpy_reference and NUMPY_SIDE not in options.sides:
+        return (*options.sides, NUMPY_SIDE)
+    return options.sides
 
 
 class WorkerError(RuntimeError):
@@ -149,9 +163,10 @@ def run_worker(
 def measure(workload: Workload, threads: int, options: Options) -> dict[str, list[Run]]:
     """Alternate the sides `repeats` times; retry a run that the machine disturbed."""
     log = options.log
-    runs: dict[str, list[Run]] = {side: [] for side in options.sides}
+    sides = sides_for(workload, options)
+    runs: dict[str, list[Run]] = {side: [] for side in sides}
     for repeat in range(options.repeats):
-        order = options.sides if repeat % 2 == 0 else options.sides[::-1]
+        order = sides if repeat % 2 == 0 else sides[::-1]
         for side in order:
             for attempt in range(1 + options.retry_busy):
                 if options.wait_idle > 0:
@@ -160,11 +175,14 @@ def measure(workload: Workload, threads: int, options: Options) -> dict[str, lis
                 busy = load is not None and load > options.busy_threshold
                 runs[side].append(Run(side, result, load, wall, busy))
                 load_text = "n/a" if load is None else f"{load:.2f}"
+                bound = result.get("lower_bound")
                 log(
                     f"  {workload.name} {threads}t {side:9s} run {repeat + 1}/{options.repeats}: "
                     f"whole {result['whole_s']:.3f} s, step {result['step_s'] * 1e3:.3f} ms, "
                     f"eval {result['eval_s'] * 1e3:.1f} ms, test acc {result['test_acc']:.4f}, "
-                    f"others used {load_text} cores" + ("  BUSY" if busy else "")
+                    + (f"lower bound {bound['whole_s']:.3f} s, " if bound else "")
+                    + f"others used {load_text} cores"
+                    + ("  BUSY" if busy else "")
                 )
                 if not busy:
                     break
@@ -210,10 +228,33 @@ def _counted(runs: list[Run]) -> tuple[list[Run], bool]:
     return (calm, False) if calm else (runs, True)
 
 
+LOWER_BOUND_ROW = (
+    # shown under "whole run", for the numpy side only
+    "lower bound (first-layer products + batch gather only)",
+    "lower_bound.whole_s",
+    1,
+    "s",
+    "{:.2f}",
+)
+NUMPY_TITLE = "tuned numpy"  # the numpy side's column in the table
+
+
+def _ratio(side: list[float] | None, pytorch: list[float] | None) -> float | None:
+    """median / pytorch's median, or None where either is missing."""
+    return side[0] / pytorch[0] if side and pytorch and pytorch[0] else None
+
+
 def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """Medians, spreads, ratios and the verdict on the issue's targets, as a dict."""
+    """Medians, spreads, ratios and the verdict on the issue's targets, as a dict.
+
+    Each row holds [median, min, max] per side, "ratio" (dlscratch/pytorch) and, where
+    the numpy side ran, "numpy_ratio" (numpy/pytorch). The targets are judged on dlscratch
+    and pytorch alone; the numpy side only adds a note to the whole-run target. A
+    report-only workload ("report_only": True) has no targets: its rows are all there is.
+    """
     counted = {side: _counted(side_runs) for side, side_runs in runs.items()}
-    only_busy = any(busy for _, busy in counted.values())
+    only_busy = any(busy for side, (_, busy) in counted.items() if side in SIDES)
+    reference = NUMPY_SIDE in counted
     rows = {}
     for label, key, scale, unit, fmt in ROWS:
         row = {}
@@ -221,8 +262,12 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
             stats = _stats(side_runs, key)
             row[side] = None if stats is None else [s * scale for s in stats]
         dl, pt = row.get("dlscratch"), row.get("pytorch")
-        row["ratio"] = dl[0] / pt[0] if dl and pt and pt[0] else None
+        row["ratio"] = _ratio(dl, pt)
+        if reference:
+            row["numpy_ratio"] = _ratio(row[NUMPY_SIDE], pt)
         rows[label] = {"unit": unit, "format": fmt, **row}
+        if reference and label == "whole run":
+            rows[LOWER_BOUND_ROW[0]] = _lower_bound_row(counted[NUMPY_SIDE][0], pt)
     peaks = {
         "numpy GEMM peak GFLOP/s": _stats(counted["dlscratch"][0], "numpy_gemm_peak_gflops")
         if "dlscratch" in counted
@@ -243,14 +288,50 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
         "foreign_cores": [min(loads), max(loads)] if loads else None,
         "rows": rows,
         "gemm_peaks": peaks,
+        "report_only": workload.report_only,
         "targets": _targets(workload, rows, only_busy),
     }
+    if reference:
+        summary["numpy_only_busy"] = numpy_only_busy = counted[NUMPY_SIDE][1]
+        if summary["targets"]:
+            summary["targets"][0]["reference"] = _reference(workload, rows, numpy_only_busy)
     return summary
 
 
+def _lower_bound_row(numpy_runs: list[Run], pytorch: list[float] | None) -> dict[str, Any]:
+    """The numpy side's lower bound for the whole run, [median, min, max] s, and its ratio."""
+    _, key, scale, unit, fmt = LOWER_BOUND_ROW
+    stats = _stats(numpy_runs, key)
+    bound = None if stats is None else [s * scale for s in stats]
+    return {
+        "unit": unit,
+        "format": fmt,
+        "only": NUMPY_SIDE,
+        NUMPY_SIDE: bound,
+        "ratio": None,
+        "numpy_ratio": _ratio(bound, pytorch),
+    }
+
+
+def _reference(workload: Workload, rows: dict[str, Any], only_busy: bool) -> dict[str, Any]:
+    """The numpy side beside the whole-run target: its ratio, its lower bound's, above the limit?"""
+    value = rows["whole run"]["numpy_ratio"]
+    return {
+        "what": f"whole run, {NUMPY_SIDE}/pytorch",
+        "value": value,
+        "lower_bound": rows[LOWER_BOUND_ROW[0]]["numpy_ratio"],
+        "above_limit": value is not None and workload.target is not None and value > workload.target,
+        "judged": not only_busy,
+    }
+
+
 def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[dict[str, Any]]:
-    """The issue's three targets, each with its measured value and whether it is met."""
-    if "pytorch" not in rows["whole run"]:
+    """The issue's three targets, each with its measured value and whether it is met.
+
+    The first is the whole run's; summarize() adds the numpy side to it as "reference".
+    None for a report-only workload, or without pytorch.
+    """
+    if workload.target is None or "pytorch" not in rows["whole run"]:
         return []
     whole, memory = rows["whole run"]["ratio"], rows["peak memory"]["ratio"]
     dl_acc, pt_acc = rows["final test accuracy"]["dlscratch"], rows["final test accuracy"]["pytorch"]
@@ -281,16 +362,27 @@ def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a text table with a verdict line per target."""
-    sides = [s for s in SIDES if s in summary["runs"]]
+    """The summary as a text table with a verdict line per target (report-only: a line saying so).
+
+    Columns: dlscratch, pytorch, their ratio; where the numpy side ran, its column and its
+    ratio to pytorch, and under "whole run" its lower bound in that column alone.
+    """
+    sides = [s for s in ALL_SIDES if s in summary["runs"]]
+    ratios = "pytorch" in sides
     lines = [
         f"== {summary['workload']} at {summary['threads']} thread(s): {summary['title']}",
         "   runs: "
         + ", ".join(
-            f"{side} {summary['runs'][side]} ({summary['busy_runs'][side]} busy, left out)" for side in sides
+            f"{_title(side)} {summary['runs'][side]} ({summary['busy_runs'][side]} busy, left out)"
+            for side in sides
         ),
     ]
     lines.append(f"   time per evaluation: {summary['evaluation']}")
+    if NUMPY_SIDE in sides:
+        lines.append(
+            f"   {NUMPY_TITLE}: a hand-written NumPy loop doing the same work, a reference (not judged)"
+            + ("; the ratio beside it is to pytorch" if ratios else "")
+        )
     if summary["foreign_cores"]:
         low, high = summary["foreign_cores"]
         lines.append(f"   machine: other processes used {low:.2f}-{high:.2f} cores during the runs")
@@ -298,24 +390,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "   MACHINE BUSY: every run of a side was disturbed; the numbers below are not a measurement"
         )
-    header = f"   {'':30s}" + "".join(f"{side + ' median [min-max]':>30s}" for side in sides)
-    if len(sides) == 2:
-        header += f"{'ratio':>8s}"
-    lines.append(header)
+    if summary.get("numpy_only_busy"):
+        lines.append(
+            f"   MACHINE BUSY for {NUMPY_TITLE}: every run was disturbed; its column is not a measurement"
+        )
+    lines.append(f"   {'':30s}" + "".join(_column(side, ratios) for side in sides))
     for label, row in summary["rows"].items():
-        cells = []
-        for side in sides:
-            stats = row.get(side)
-            if stats is None:
-                cells.append(f"{'n/a':>30s}")
-                continue
-            fmt, unit = row["format"], row["unit"]
-            text = f"{fmt.format(stats[0])} {unit} [{fmt.format(stats[1])}-{fmt.format(stats[2])}]"
-            cells.append(f"{text:>30s}")
-        line = f"   {label:30s}" + "".join(cells)
-        if len(sides) == 2:
-            line += f"{row['ratio']:8.2f}" if row["ratio"] is not None else f"{'':8s}"
-        lines.append(line)
+        if row.get("only") == NUMPY_SIDE:  # the label spans the columns left empty
+            width = 30 + sum(len(_column(side, ratios)) for side in sides[:-1])
+            lines.append(f"   {'  ' + label:{width}s}" + _column(NUMPY_SIDE, ratios, row))
+            continue
+        lines.append(f"   {label:30s}" + "".join(_column(side, ratios, row) for side in sides))
     for name, stats in summary["gemm_peaks"].items():
         if stats:
             lines.append(f"   {name}: {stats[0]:.1f} [{stats[1]:.1f}-{stats[2]:.1f}]")
@@ -324,9 +409,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         for label in ("achieved GFLOP/s, steps", "achieved GFLOP/s, evaluation"):
             row = summary["rows"][label]
             shares = ", ".join(
-                f"{side} {100 * row[side][0] / numpy_peak[0]:.0f}%" for side in sides if row.get(side)
+                f"{_title(side)} {100 * row[side][0] / numpy_peak[0]:.0f}%" for side in sides if row.get(side)
             )
             lines.append(f"   {label} as a share of numpy's GEMM peak: {shares}")
+    if summary.get("report_only"):
+        lines.append("   report only: the issue sets no target for this workload")
     for target in summary["targets"]:
         value = target["value"]
         shown = "n/a" if value is None else f"{value:.2f}"
@@ -334,8 +421,46 @@ def format_summary(summary: dict[str, Any]) -> str:
         verdict = "MET" if target["met"] else "NOT MET"
         if not target["judged"]:
             verdict = "not judged (machine busy)"
-        lines.append(f"   target {target['what']}: {shown} ({relation}): {verdict}")
+        lines.append(f"   target {target['what']}: {shown} ({relation}): {verdict}" + _reference_note(target))
     return "\n".join(lines)
+
+
+def _column(side: str, ratios: bool, row: dict[str, Any] | None = None) -> str:
+    """One side's cell (30 wide) of a row, or of the header without a row, then a ratio (8 wide).
+
+    The dlscratch/pytorch ratio follows the pytorch column, numpy's ratio to pytorch its
+    own column; none without pytorch.
+    """
+    ratio_key = {"pytorch": "ratio", NUMPY_SIDE: "numpy_ratio"}.get(side) if ratios else None
+    if row is None:
+        return f"{_title(side) + ' median [min-max]':>30s}" + (f"{'ratio':>8s}" if ratio_key else "")
+    stats = row.get(side)
+    if stats is None:
+        cell = "n/a"
+    else:
+        fmt, unit = row["format"], row["unit"]
+        cell = f"{fmt.format(stats[0])} {unit} [{fmt.format(stats[1])}-{fmt.format(stats[2])}]"
+    text = f"{cell:>30s}"
+    if ratio_key:
+        ratio = row.get(ratio_key)
+        text += f"{ratio:8.2f}" if ratio is not None else f"{'':8s}"
+    return text
+
+
+def _title(side: str) -> str:
+    """A side's name in the table: "tuned numpy" for the numpy side, the others as they are."""
+    return NUMPY_TITLE if side == NUMPY_SIDE else side
+
+
+def _reference_note(target: dict[str, Any]) -> str:
+    """What the numpy side adds to a target's verdict line when its ratio exceeds the limit; else ""."""
+    reference = target.get("reference")
+    if not (reference and reference["above_limit"] and reference["judged"] and target["judged"]):
+        return ""
+    note = f"; a hand-tuned NumPy loop reaches {reference['value']:.2f} in the same run"
+    if not target["met"]:
+        note += ": the target is below what NumPy does on this machine"
+    return note
 
 
 def run_bench(workload_names: list[str], options: Options) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""The two loops, dlscratch's and PyTorch's, and what each measures about itself.
+"""The loops, dlscratch's, PyTorch's and the tuned NumPy reference's, and what each measures.
 
 ``run_side(side, workload, threads)`` runs one side in the current process and returns
 its measurements; the harness calls it in a fresh subprocess per run (``bench.worker``),
-so that each side gets its own thread settings and its own peak-memory count.
+so that each side gets its own thread settings and its own peak-memory count. The
+"numpy" side (two-layer workloads only) is the hand-written loop of ``bench.numpy_loop``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.workloads import SIDES, Workload, evaluation_iterations, flops
+from bench import numpy_loop
+from bench.workloads import ALL_SIDES, NUMPY_SIDE, Workload, evaluation_iterations, flops
 
 # ----------------------------------------------------------------------------- memory
 
@@ -81,7 +83,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-# ----------------------------------------------------------------------------- the two sides
+# ----------------------------------------------------------------------------- the sides
 
 
 def _load_data(workload: Workload, as_uint8: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -95,10 +97,13 @@ def _load_data(workload: Workload, as_uint8: bool) -> tuple[np.ndarray, np.ndarr
 
 
 def _build_dlscratch_net(workload: Workload) -> Any:
-    from dlscratch import SimpleConvNet, TwoLayerNet
+    """The workload's dlscratch network, float32, seeded: the initial weights every side starts from."""
+    from dlscratch import DeepConvNet, SimpleConvNet, TwoLayerNet
 
     if workload.model == "two-layer":
         return TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=workload.seed, dtype=np.float32)
+    if workload.model == "deep-conv":
+        return DeepConvNet(seed=workload.seed, dtype=np.float32)  # the book's settings
     return SimpleConvNet(weight_init_std=0.01, seed=workload.seed, dtype=np.float32)
 
 
@@ -175,40 +180,54 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     x_np, t_np, xt_np, tt_np = _load_data(workload, as_uint8=False)
     x_train, t_train = torch.from_numpy(x_np), torch.from_numpy(t_np)
     x_test, t_test = torch.from_numpy(xt_np), torch.from_numpy(tt_np)
-    reference = _build_dlscratch_net(workload)  # the same initial weights, copied below
-    if workload.model == "two-layer":
-        model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
-        linears, convs = [model[0], model[2]], []
-    else:
-        model = nn.Sequential(
-            nn.Conv2d(1, 30, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2, 2),
-            nn.Flatten(),
-            nn.Linear(4320, 100),
-            nn.ReLU(),
-            nn.Linear(100, 10),
-        )
-        linears, convs = [model[4], model[6]], [model[0]]
-    _copy_weights(torch, reference, convs, linears)
-    del reference
+    torch.manual_seed(workload.seed)  # dropout's masks (they differ from dlscratch's all the same)
+    model = torch_model(nn, workload)
+    _copy_weights(torch, _build_dlscratch_net(workload), model)  # the same initial weights
     optimizer = (
         torch.optim.SGD(model.parameters(), lr=workload.lr)
         if workload.optimizer == "sgd"
         else torch.optim.Adam(model.parameters(), lr=workload.lr)
     )
-    rng = np.random.default_rng(workload.seed)  # the Trainer's sampler, seeded alike
-    n_eval = workload.eval_samples
-    train_size = len(x_train)
 
     def accuracy(x: Any, t: Any) -> float:
         correct = 0
+        model.eval()  # no dropout, as dlscratch's accuracy (train_flg=False)
         with torch.no_grad():
             for start in range(0, len(x), workload.eval_batch):
                 scores = model(x[start : start + workload.eval_batch])
                 correct += int((scores.argmax(dim=1) == t[start : start + workload.eval_batch]).sum())
+        model.train()
         return correct / len(x)
 
+    def train_step(batch: np.ndarray) -> float:
+        rows = torch.from_numpy(batch)
+        loss = F.cross_entropy(model(x_train[rows]), t_train[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    result = _timed_loop(workload, (x_train, t_train, x_test, t_test), train_step, accuracy, base)
+    result.update(torch_gemm_peak_gflops=peak, torch_version=torch.__version__)
+    return result
+
+
+def _timed_loop(
+    workload: Workload,
+    data: tuple[Any, Any, Any, Any],
+    train_step: Callable[[np.ndarray], float],
+    accuracy: Callable[[Any, Any], float],
+    base: float,
+) -> dict[str, Any]:
+    """The loop of a side that is not dlscratch's Trainer, timed as the Trainer's is.
+
+    data: (x_train, t_train, x_test, t_test) as the side stores them. train_step(batch)
+    trains on the rows `batch` (indices, drawn as the Trainer draws them) and returns the
+    loss as a float; accuracy(x, t) evaluates. base: resident MiB after the imports.
+    """
+    x_train, t_train, x_test, t_test = data
+    rng = np.random.default_rng(workload.seed)  # the Trainer's sampler, seeded alike
+    n_eval = workload.eval_samples
     eval_times: list[float] = []
     accuracies: list[tuple[float, float]] = []
 
@@ -218,7 +237,7 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
         accuracies.append((train_acc, accuracy(x_test[:n_eval], t_test[:n_eval])))
         eval_times.append(time.perf_counter() - started)
 
-    schedule = set(evaluation_iterations(workload, train_size))
+    schedule = set(evaluation_iterations(workload, len(x_train)))
     losses: list[float] = []
     load_peak, before_loop = peak_rss_mib(), rss_mib()
     loop_reset = reset_peak_rss()
@@ -226,23 +245,15 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     evaluate()
     for it in range(1, workload.iters + 1):
         # the numbers choice(train_size, batch) draws, as the Trainer does
-        batch = torch.from_numpy(rng.integers(0, train_size, workload.batch_size))
-        loss = F.cross_entropy(model(x_train[batch]), t_train[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())  # recorded every iteration, as the Trainer does
+        losses.append(train_step(rng.integers(0, len(x_train), workload.batch_size)))
         if it in schedule:
             evaluate()
-    whole = time.perf_counter() - started
     result = {
-        "whole_s": whole,
+        "whole_s": time.perf_counter() - started,
         "loop_eval_times_s": eval_times,
         "train_acc": accuracies[-1][0],
         "test_acc": accuracies[-1][1],
-        "final_loss": losses[-1],
-        "torch_gemm_peak_gflops": peak,
-        "torch_version": torch.__version__,
+        "final_loss": losses[-1],  # recorded every iteration, as the Trainer does
     }
     if workload.final_eval_samples != 0:
         n = workload.final_eval_samples
@@ -253,11 +264,93 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     return result
 
 
-def _copy_weights(torch: Any, reference: Any, convs: list[Any], linears: list[Any]) -> None:
-    """Give the torch modules the dlscratch network's initial weights (W1 b1 W2 b2 ...)."""
+def run_numpy(workload: Workload) -> dict[str, Any]:
+    """The same run as a hand-tuned NumPy loop (bench.numpy_loop), then its lower bound."""
+    if workload.model != "two-layer":
+        raise ValueError(f"the {NUMPY_SIDE} side runs two-layer workloads only, not {workload.name}")
+    # the loader and the network that give the data and the initial weights, imported
+    # before the memory count starts, as the dlscratch side's are: library code does not count
+    import dlscratch.datasets  # noqa: F401
+
+    peak = numpy_gemm_peak()
+    reset_peak_rss()
+    base = rss_mib()
+    x_train, t_train, x_test, t_test = _load_data(workload, as_uint8=True)
+    reference = _build_dlscratch_net(workload)  # the same initial weights, copied
+    p = numpy_loop.Params(*(reference.params[k] for k in ("W1", "b1", "W2", "b2")))
+    del reference
+    (D, H), C = p.W1.shape, len(p.b2)
+    step_buffers = numpy_loop.StepBuffers(workload.batch_size, D, H, C)
+    eval_buffers = numpy_loop.EvalBuffers(numpy_loop.EVAL_CHUNK, D, H, C)
+
+    def accuracy(x: np.ndarray, t: np.ndarray) -> float:
+        return numpy_loop.accuracy(p, x, t, eval_buffers)
+
+    def train_step(batch: np.ndarray) -> float:
+        numpy_loop.gather_batch(x_train, t_train, batch, step_buffers)
+        return numpy_loop.train_step(p, step_buffers, workload.lr)
+
+    result = _timed_loop(workload, (x_train, t_train, x_test, t_test), train_step, accuracy, base)
+    result["numpy_gemm_peak_gflops"] = peak
+    # after the memory count: the lower bound's few arrays are not the loop's
+    result["lower_bound"] = numpy_loop.lower_bound(workload, p.W1, x_train, x_test)
+    return result
+
+
+def torch_model(nn: Any, workload: Workload) -> Any:
+    """The workload's network as idiomatic PyTorch: an nn.Sequential, in training mode.
+
+    The same layers as dlscratch's network, in the same order; nn is torch.nn.
+    """
+    if workload.model == "two-layer":
+        return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
+    if workload.model == "simple-conv":
+        return nn.Sequential(
+            nn.Conv2d(1, 30, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Flatten(),
+            nn.Linear(4320, 100),
+            nn.ReLU(),
+            nn.Linear(100, 10),
+        )
+    return nn.Sequential(  # DeepConvNet: three times conv, ReLU, conv, ReLU, pool; then dense
+        *_conv_relu(nn, 1, 16),
+        *_conv_relu(nn, 16, 16),
+        nn.MaxPool2d(2, 2),
+        *_conv_relu(nn, 16, 32),
+        *_conv_relu(nn, 32, 32, padding=2),
+        nn.MaxPool2d(2, 2),
+        *_conv_relu(nn, 32, 64),
+        *_conv_relu(nn, 64, 64),
+        nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        nn.Linear(1024, 50),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(50, 10),
+        nn.Dropout(0.5),
+    )
+
+
+def _conv_relu(nn: Any, channels: int, filters: int, padding: int = 1) -> tuple[Any, Any]:
+    """A 3x3 convolution, stride 1, and its ReLU: DeepConvNet's building block."""
+    return nn.Conv2d(channels, filters, 3, padding=padding), nn.ReLU()
+
+
+def _copy_weights(torch: Any, reference: Any, model: Any) -> None:
+    """Give the torch model the dlscratch network's initial weights (W1 b1 W2 b2 ...).
+
+    dlscratch numbers its weighted layers in order, so W1, W2, ... are the model's
+    convolutions and linear layers as they come.
+    """
     params = reference.params
+    weighted = [m for m in model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    count = sum(key.startswith("W") for key in params)
+    if len(weighted) != count:
+        raise ValueError(f"expected {count} weighted torch layers for W1..W{count}, got {len(weighted)}")
     with torch.no_grad():
-        for i, module in enumerate([*convs, *linears], start=1):
+        for i, module in enumerate(weighted, start=1):
             W = params[f"W{i}"]
             # torch's Linear keeps weight as (out, in), dlscratch's Affine as (in, out)
             module.weight.copy_(torch.from_numpy(W if W.ndim == 4 else np.ascontiguousarray(W.T)))
@@ -298,8 +391,10 @@ def run_side(side: str, workload: Workload, threads: int) -> dict[str, Any]:
         result = run_dlscratch(workload)
     elif side == "pytorch":
         result = run_pytorch(workload, threads)
+    elif side == NUMPY_SIDE:
+        result = run_numpy(workload)
     else:
-        raise ValueError(f"unknown side {side!r}; choose one of {SIDES}")
+        raise ValueError(f"unknown side {side!r}; choose one of {ALL_SIDES}")
     step_flops, sample_flops = flops(workload)
     loop_evals = result["loop_eval_times_s"]
     steps_s = result["whole_s"] - sum(loop_evals)

@@ -1,5 +1,7 @@
 """One measured run in its own process: ``python -m bench.worker SIDE WORKLOAD [--quick]``.
 
+SIDE: dlscratch, pytorch or numpy (the hand-tuned NumPy reference, two-layer workloads).
+
 The harness starts this with the thread variables already in the environment (BLAS
 libraries read them once, at load time) and reads the last line, which starts with
 RESULT_PREFIX and holds the measurements as JSON.
@@ -11,12 +13,14 @@ import argparse
 import json
 import os
 
+from bench.workloads import ALL_SIDES  # imports no numpy
+
 RESULT_PREFIX = "BENCH-RESULT "
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
-    parser.add_argument("side", choices=("dlscratch", "pytorch"))
+    parser.add_argument("side", choices=ALL_SIDES)
     parser.add_argument("workload")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
