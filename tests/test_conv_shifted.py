@@ -16,11 +16,11 @@ def shifted(x, W, b, pad, dout, needs_input_grad=True):
     geo = ShiftedGeometry(x.shape, W.shape, pad)
     out = np.full((len(x), W.shape[0], geo.OH, geo.OW), np.nan)
 
-    def emit(images, output):
-        out[images] = output
+    def emit(images, output):  # output (FN, n, OH, OW), filter first
+        out[images] = output.transpose(1, 0, 2, 3)
 
     def spread(images, dgrid):
-        dgrid[...] = dout[images]
+        dgrid[...] = dout[images].transpose(1, 0, 2, 3)
 
     shifted_forward(x, W, b, pad, emit)
     return (out, *shifted_backward(x, W, pad, spread, needs_input_grad))

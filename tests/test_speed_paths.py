@@ -128,14 +128,12 @@ def _three_layers(rng, C, FN, k, stride, pad, dtype=np.float64, integers=False):
 def test_fused_conv_relu_pool_matches_the_three_layers(
     case, needs_input_grad, integers, threads, rng, monkeypatch
 ):
-    import dlscratch.layers.conv_shifted as shifted_module
+    import dlscratch.layers.fused as fused_module
     from dlscratch.layers.fused import ConvReluPool
 
-    # threads=3: the batch of 4 images cut into parts of 1, 1 and 2, each in its own
-    # thread, and each part into chunks of one image
-    monkeypatch.setattr(shifted_module, "split_count", lambda: threads)
-    monkeypatch.setattr(shifted_module, "_MIN_PART", 1)
-    monkeypatch.setattr(shifted_module, "_CACHE_BYTES", 1 if threads > 1 else 1 << 20)
+    # threads=3: the batch of 4 images cut into parts of 1, 1 and 2, each in its own thread
+    monkeypatch.setattr(fused_module, "split_count", lambda: threads)
+    monkeypatch.setattr(fused_module, "_MIN_PART", 1)
     C, FN, k, stride, pad, H, W = case
     conv, relu, pool, draw = _three_layers(rng, C, FN, k, stride, pad, integers=integers)
     conv.needs_input_grad = needs_input_grad

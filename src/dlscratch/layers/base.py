@@ -49,9 +49,7 @@ class Layer:
 def check_ndim(layer: object, x: np.ndarray, allowed: tuple[int, ...], what: str) -> None:
     """Raise ValueError naming the layer when x has none of the allowed numbers of axes."""
     if x.ndim not in allowed:
-        raise ValueError(
-            f"{type(layer).__name__} expected {what}, got an array of shape {x.shape}"
-        )
+        raise ValueError(f"{type(layer).__name__} expected {what}, got an array of shape {x.shape}")
 
 
 def check_float(layer: object, x: np.ndarray) -> np.ndarray:
@@ -69,6 +67,5 @@ def check_same_shape(layer: object, dout: np.ndarray, shape: tuple[int, ...]) ->
     """Raise ValueError when backward's dout does not match forward's output shape."""
     if np.shape(dout) != shape:
         raise ValueError(
-            f"{type(layer).__name__}.backward expected dout of shape {shape}, "
-            f"got {np.shape(dout)}"
+            f"{type(layer).__name__}.backward expected dout of shape {shape}, got {np.shape(dout)}"
         )

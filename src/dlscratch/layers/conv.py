@@ -205,7 +205,7 @@ class Convolution(Layer):
             out = np.empty(self._out_shape, dtype=x.dtype)
 
             def emit(images: slice, output: np.ndarray) -> None:
-                out[images] = output
+                out[images].transpose(1, 0, 2, 3)[...] = output  # output: (FN, n, OH, OW)
 
             shifted_forward(x, self.W, self.b, self.pad, emit)
             return out
@@ -232,7 +232,7 @@ class Convolution(Layer):
         if self.stride == 1:
 
             def spread(images: slice, dgrid: np.ndarray) -> None:
-                dgrid[...] = dout[images]
+                dgrid[...] = dout[images].transpose(1, 0, 2, 3)  # dgrid: (FN, n, OH, OW)
 
             dW, db, dx = shifted_backward(self._x, self.W, self.pad, spread, self.needs_input_grad)
             self.grads["W"][...] = dW

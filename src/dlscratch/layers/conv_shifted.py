@@ -18,14 +18,16 @@ The gradients follow the same pattern, with dgrid = dout on the grid (0 at the e
 Work is done a few images at a time, so that each chunk's work arrays stay in a core's
 cache between being written and being used, and the batch is split into one part per
 thread, each with single-threaded matrix products (see dlscratch._threads). What happens
-to each chunk's output is the caller's: ``emit`` receives the (n, FN, OH, OW) output of
-images [start, start + n), and ``spread`` writes their output gradient into such a view.
+to each chunk's output is the caller's: ``emit`` receives the output of images
+[start, start + n) filter first, (FN, n, OH, OW), and ``spread`` writes their output
+gradient into such a view.
 Convolution copies (layers/conv.py); ConvReluPool pools and applies ReLU while the chunk
 is still in cache (layers/fused.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +40,9 @@ __all__ = ["ShiftedGeometry", "shifted_backward", "shifted_forward"]
 _CACHE_BYTES = 1 << 22  # work arrays of a chunk: in L2/L3, and few chunks (Python costs per chunk)
 _MIN_PART = 8  # fewer images than this per thread are not worth a thread
 
-# emit(images, output): output is the (n, FN, OH, OW) convolution of x[images]
+# emit(images, output): output is the convolution of x[images], filter first: (FN, n, OH, OW)
 Emit = Callable[[slice, np.ndarray], None]
-# spread(images, dgrid): write the output gradient of x[images] into dgrid (n, FN, OH, OW)
+# spread(images, dgrid): write the output gradient of x[images] into dgrid (FN, n, OH, OW)
 Spread = Callable[[slice, np.ndarray], None]
 
 
@@ -71,28 +73,44 @@ class ShiftedGeometry:
         return [slice(s, min(s + step, images.stop)) for s in range(images.start, images.stop, step)]
 
     def pad_into(self, padded: np.ndarray, x: np.ndarray) -> None:
-        """Write images x (n, C, H, W) into the interior of padded (>= n, C, flat); borders stay 0."""
+        """Write images x (n, C, H, W) into padded (C, n, flat), channel first; borders stay 0."""
         n, p = len(x), self.pad
-        grid = padded[:n, :, : self.Hp * self.Wp].reshape(n, self.C, self.Hp, self.Wp)
-        grid[:, :, p : p + self.H, p : p + self.W] = x
+        grid = padded[:, :, : self.Hp * self.Wp].reshape(self.C, n, self.Hp, self.Wp)
+        grid[:, :, p : p + self.H, p : p + self.W] = x.transpose(1, 0, 2, 3)
 
     def fill_columns(self, col: np.ndarray, padded: np.ndarray) -> None:
-        """col (n, K + 1, G) = the columns of n padded images (its last row, the ones, untouched)."""
-        n = len(col)
-        by_offset = col[:, :-1].reshape(n, self.C, self.FH * self.FW, self.G)
+        """col (K + 1, n, G) = the columns of the padded images (C, n, flat), then a row of ones."""
+        by_offset = col[:-1].reshape(self.C, self.FH * self.FW, *col.shape[1:])
         for q, offset in enumerate(self.offsets):
-            by_offset[:, :, q] = padded[:n, :, offset : offset + self.G]
+            by_offset[:, q] = padded[:, :, offset : offset + self.G]
+        col[-1] = 1
 
     def valid(self, grid: np.ndarray) -> np.ndarray:
-        """(n, F, G) grid values -> the (n, F, OH, OW) view of the real output positions."""
-        return grid.reshape(len(grid), -1, self.OH, self.Wp)[..., : self.OW]
+        """(F, n, G) grid values -> the (F, n, OH, OW) view of the real output positions."""
+        F, n = grid.shape[:2]
+        return grid.reshape(F, n, self.OH, self.Wp)[..., : self.OW]
 
-    def work_arrays(self, n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(padded, col) for n images: zero borders, and the row of ones under the columns."""
-        padded = np.zeros((n, self.C, self.flat), dtype=dtype)
-        col = np.empty((n, self.K + 1, self.G), dtype=dtype)
-        col[:, -1] = 1
-        return padded, col
+
+class _WorkArrays:
+    """One thread's work arrays, made once per chunk size (a part has at most two sizes).
+
+    Each chunk's arrays are channel (or filter) first and then image, (F, n, ...), so that
+    one matrix product covers all the images of a chunk. Arrays named in `zeroed` start
+    as zeros (their borders are never written); the others are always overwritten.
+    """
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], zeroed: set[str], dtype: Any) -> None:
+        self.shapes, self.zeroed, self.dtype = shapes, zeroed, dtype
+        self._made: dict[int, dict[str, np.ndarray]] = {}
+
+    def __call__(self, n: int) -> dict[str, np.ndarray]:
+        """name -> array of shape (shape[0], n, *shape[1:])."""
+        if n not in self._made:
+            self._made[n] = {
+                name: (np.zeros if name in self.zeroed else np.empty)((shape[0], n, *shape[1:]), self.dtype)
+                for name, shape in self.shapes.items()
+            }
+        return self._made[n]
 
 
 def _in_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
@@ -112,16 +130,14 @@ def shifted_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, emit:
     weights[:, -1] = b
 
     def part(images: slice) -> None:
-        chunks = geo.chunks(images, geo.C * geo.flat + (geo.K + 1 + geo.FN) * geo.G, x.itemsize)
-        largest = max((c.stop - c.start for c in chunks), default=0)
-        padded, col = geo.work_arrays(largest, x.dtype)
-        grid = np.empty((largest, geo.FN, geo.G), dtype=x.dtype)
-        for chunk in chunks:
+        work = _WorkArrays({"padded": (geo.C, geo.flat), "col": (geo.K + 1, geo.G)}, {"padded"}, x.dtype)
+        for chunk in geo.chunks(images, geo.C * geo.flat + (geo.K + 1 + geo.FN) * geo.G, x.itemsize):
             n = chunk.stop - chunk.start
-            geo.pad_into(padded, x[chunk])
-            geo.fill_columns(col[:n], padded)
-            np.matmul(weights, col[:n], out=grid[:n])
-            emit(chunk, geo.valid(grid[:n]))
+            arrays = work(n)
+            geo.pad_into(arrays["padded"], x[chunk])
+            geo.fill_columns(arrays["col"], arrays["padded"])
+            grid = weights @ arrays["col"].reshape(geo.K + 1, n * geo.G)  # (FN, n G)
+            emit(chunk, geo.valid(grid.reshape(geo.FN, n, geo.G)))
 
     _in_parallel([lambda r=r: part(r) for r in geo.parts()])
 
@@ -143,34 +159,41 @@ def shifted_backward(
     margin = geo.offsets[-1]  # zeros before the grid, so every backward shift stays in range
 
     def part(images: slice) -> np.ndarray:
-        per_image = geo.C * geo.flat + (geo.K + 1) * geo.G + geo.FN * (margin + plane)
+        shapes = {
+            "padded": (geo.C, geo.flat),
+            "col": (geo.K + 1, geo.G),
+            "dgrid": (geo.FN, geo.G),  # the output gradient on the grid, 0 at the extras
+            # ... again with `margin` zeros in front of each image, long enough for the last
+            # backward shift
+            "extended": (geo.FN, margin + plane),
+        }
         if dx is not None:
-            per_image += (geo.FN * Q + geo.C) * plane
-        chunks = geo.chunks(images, per_image, x.itemsize)
-        largest = max((c.stop - c.start for c in chunks), default=0)
-        padded, col = geo.work_arrays(largest, x.dtype)
-        # the output gradient on the grid with `margin` zeros in front and zeros at the
-        # extra positions, long enough for the last backward shift; only the valid
-        # positions are ever written
-        extended = np.zeros((largest, geo.FN, margin + plane), dtype=x.dtype)
-        dgrid = extended[:, :, margin : margin + geo.G]
-        shifted = np.empty((largest, geo.FN, Q, plane), dtype=x.dtype)
-        dx_padded = np.empty((largest, geo.C, plane), dtype=x.dtype)
+            shapes.update(shifted=(geo.FN * Q, plane), dx_padded=(geo.C, plane))
+        work = _WorkArrays(shapes, {"padded", "dgrid", "extended"}, x.dtype)
+        per_image = sum(math.prod(shape) for shape in shapes.values())
         grads = np.zeros((geo.K + 1, geo.FN), dtype=x.dtype)
-        for chunk in chunks:
+        for chunk in geo.chunks(images, per_image, x.itemsize):
             n = chunk.stop - chunk.start
-            spread(chunk, geo.valid(dgrid[:n]))
-            geo.pad_into(padded, x[chunk])
-            geo.fill_columns(col[:n], padded)
-            # [dW | db].T = [col; ones] @ dgrid.T, summed over the chunk's images
-            grads += np.matmul(col[:n], dgrid[:n].transpose(0, 2, 1)).sum(axis=0)
+            arrays = work(n)
+            dgrid = arrays["dgrid"]
+            spread(chunk, geo.valid(dgrid))  # writes every valid position; the extras stay 0
+            geo.pad_into(arrays["padded"], x[chunk])
+            geo.fill_columns(arrays["col"], arrays["padded"])
+            # [dW | db].T = [col; ones] @ dgrid.T, all the chunk's images in one product
+            grads += arrays["col"].reshape(geo.K + 1, -1) @ dgrid.reshape(geo.FN, -1).T
             if dx is None:
                 continue
+            extended, shifted = arrays["extended"], arrays["shifted"].reshape(geo.FN, Q, n, plane)
+            extended[:, :, margin : margin + geo.G] = dgrid
             for q, offset in enumerate(geo.offsets):
-                shifted[:n, :, q] = extended[:n, :, margin - offset : margin - offset + plane]
-            np.matmul(swapped, shifted[:n].reshape(n, geo.FN * Q, plane), out=dx_padded[:n])
+                shifted[:, q] = extended[:, :, margin - offset : margin - offset + plane]
+            dx_padded = arrays["dx_padded"]
+            np.matmul(
+                swapped, arrays["shifted"].reshape(geo.FN * Q, n * plane), out=dx_padded.reshape(geo.C, -1)
+            )
             p = pad
-            dx[chunk] = dx_padded[:n].reshape(n, geo.C, geo.Hp, geo.Wp)[:, :, p : p + geo.H, p : p + geo.W]
+            padded_images = dx_padded.reshape(geo.C, n, geo.Hp, geo.Wp)
+            dx[chunk].transpose(1, 0, 2, 3)[...] = padded_images[:, :, p : p + geo.H, p : p + geo.W]
         return grads
 
     grads = sum(_in_parallel([lambda r=r: part(r) for r in geo.parts()]))
