@@ -20,9 +20,8 @@ cache between being written and being used, and the batch is split into one part
 thread, each with single-threaded matrix products (see dlscratch._threads). What happens
 to each chunk's output is the caller's: ``emit`` receives the output of images
 [start, start + n) filter first, (FN, n, OH, OW), and ``spread`` writes their output
-gradient into such a view.
-Convolution copies (layers/conv.py); ConvReluPool pools and applies ReLU while the chunk
-is still in cache (layers/fused.py).
+gradient into such a view (Convolution copies them from and to its (N, FN, OH, OW)
+arrays, layers/conv.py).
 """
 
 from __future__ import annotations
