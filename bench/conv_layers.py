@@ -9,7 +9,10 @@ of each and the ratio ours / torch (below 1: we are faster). Batch 100. Shapes:
 SimpleConvNet's conv (1, 28, 28) * (30, 1, 5, 5) as a network's first layer (no input
 gradient), the same with the input gradient, its 2x2 max pooling on (30, 24, 24); and
 DeepConvNet's 3x3 convolutions with their input gradients: 16 -> 16 channels at 28x28
-(pad 1), 32 -> 32 at 14x14 (pad 2) and 64 -> 64 at 8x8 (pad 1).
+(pad 1), 32 -> 32 at 14x14 (pad 2) and 64 -> 64 at 8x8 (pad 1). Then Convolution -> Relu
+-> 2x2 max Pooling on SimpleConvNet's first layer and on DeepConvNet's 16 -> 16 layer,
+run both as the fused step (layers/fused.py) and as the three layers, each against the
+same torch twin: the pair of rows is what ConvReluPool.applies decides by.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import numpy as np
 import torch
 from torch.nn import functional as nnf
 
+from dlscratch.layers.activation import Relu
 from dlscratch.layers.conv import Convolution
+from dlscratch.layers.fused import ConvReluPool
 from dlscratch.layers.pooling import Pooling
 
 
@@ -53,7 +58,40 @@ def cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object], Cal
     }
     for channels, size, pad in ((16, 28, 1), (32, 14, 2), (64, 8, 1)):
         runs[f"3x3 {channels}ch {size}x{size}"] = _deep_conv_case(rng, channels, size, pad)
+    for label, (channels, filters, k, pad) in {"1x5x5": (1, 30, 5, 0), "16x3x3": (16, 16, 3, 1)}.items():
+        fused, layers, theirs = _conv_relu_pool_cases(rng, channels, filters, k, pad)
+        runs[f"{label}+relu+pool fused"] = (fused, theirs)
+        runs[f"{label}+relu+pool layers"] = (layers, theirs)
     return runs
+
+
+def _conv_relu_pool_cases(
+    rng: np.random.Generator, channels: int, filters: int, k: int, pad: int
+) -> tuple[Callable[[], object], Callable[[], object], Callable[[], object]]:
+    """(fused step, the three layers, torch) for conv -> relu -> 2x2 pool on (100, channels, 28, 28).
+
+    A single input channel is taken as a network's first layer (no input gradient).
+    """
+    x = rng.random((100, channels, 28, 28), dtype=np.float32)
+    W = (rng.standard_normal((filters, channels, k, k)) / np.sqrt(k * k * channels)).astype(np.float32)
+    b = np.zeros(filters, np.float32)
+    conv, relu, pool = Convolution(W, b, pad=pad), Relu(), Pooling(2, 2, stride=2)
+    conv.needs_input_grad = channels > 1
+    fused = ConvReluPool(conv, relu, pool)
+    dout = rng.standard_normal(fused.forward(x).shape).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=channels > 1)
+    tW, tb = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tdout = torch.tensor(dout)
+
+    def layers() -> object:
+        pool.forward(relu.forward(conv.forward(x)))
+        return conv.backward(relu.backward(pool.backward(dout)))
+
+    return (
+        lambda: (fused.forward(x), fused.backward(dout)),
+        layers,
+        lambda: nnf.max_pool2d(nnf.relu(nnf.conv2d(tx, tW, tb, padding=pad)), 2, 2).backward(tdout),
+    )
 
 
 def _deep_conv_case(
@@ -95,12 +133,12 @@ def main() -> None:
                     fn()
                     times[name, side].append(time.perf_counter() - start)
     print(f"float32, torch threads {args.threads}, {args.reps} reps; ms per forward + backward")
-    print(f"{'case':20s} {'ours med':>9s} {'torch med':>9s} {'ours min':>9s} {'torch min':>9s} {'ratio':>6s}")
+    print(f"{'case':26s} {'ours med':>9s} {'torch med':>9s} {'ours min':>9s} {'torch min':>9s} {'ratio':>6s}")
     for name in runs:
         ours, theirs = (np.array(times[name, side]) * 1e3 for side in (0, 1))
         ratio = np.median(ours) / np.median(theirs)
         print(
-            f"{name:20s} {np.median(ours):9.3f} {np.median(theirs):9.3f} {ours.min():9.3f} "
+            f"{name:26s} {np.median(ours):9.3f} {np.median(theirs):9.3f} {ours.min():9.3f} "
             f"{theirs.min():9.3f} {ratio:6.2f}"
         )
 

@@ -135,7 +135,8 @@ class DeepConvNet(Sequential):
     """
 
     # as the book's: 100 images at a time keep the 16 x 28 x 28 activations near 5 MB a
-    # layer (1000 at a time, as dense nets, peaked 230 MiB higher and ran no faster)
+    # layer (1000 at a time, as dense nets, raised the bench's loop peak by about 180 MiB
+    # and ran no faster)
     accuracy_batch_size = 100
 
     def __init__(
