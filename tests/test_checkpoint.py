@@ -88,6 +88,32 @@ def assert_same_run(ours: Trainer, theirs: Trainer) -> None:
     assert ours.current_iter == theirs.current_iter == ITERS
 
 
+def assert_resumes_bit_for_bit(
+    tmp_path: Path, build: Any, global_seed: int | None = None, **fresh: Any
+) -> None:
+    """Train build() straight through; train another build() until a crash at STOP,
+    checkpointing; restore the checkpoint into build(**fresh) (other weights and seeds,
+    another np.random state) and finish: both runs must end the same to the bit.
+
+    global_seed: np.random's seed before each of the first two runs (for networks and
+    samplers that draw from it, as the book's do).
+    """
+    if global_seed is not None:
+        np.random.seed(global_seed)
+    straight = build()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    if global_seed is not None:
+        np.random.seed(global_seed)
+    run_interrupted(path, build)
+    np.random.seed(12345)  # not the state of the crash: the checkpoint must bring that back
+    resumed = build(**fresh)
+    restore_checkpoint(path, resumed)
+    assert resumed.current_iter == STOP
+    resumed.train()
+    assert_same_run(resumed, straight)
+
+
 @pytest.fixture(autouse=True)
 def keep_global_rng():
     """These tests seed and restore np.random's global state; other tests get it back."""
@@ -107,16 +133,8 @@ def test_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, optimizer, 
         network = TwoLayerNet(4, 6, 3, weight_init_std=0.5, seed=net_seed, dtype=dtype)
         return make_trainer(network, optimizer, sampling, seed=seed, **kwargs)
 
-    straight = build()
-    straight.train()
-    path = tmp_path / "run.ckpt"
-    run_interrupted(path, build)
     # fresh objects with other weights and another seed: the restore must replace them all
-    resumed = build(net_seed=99, seed=1234)
-    restore_checkpoint(path, resumed)
-    assert resumed.current_iter == STOP
-    resumed.train()
-    assert_same_run(resumed, straight)
+    assert_resumes_bit_for_bit(tmp_path, build, net_seed=99, seed=1234)
 
 
 def test_unseeded_run_resumes_through_np_random_global_state(tmp_path):
@@ -124,17 +142,7 @@ def test_unseeded_run_resumes_through_np_random_global_state(tmp_path):
         # seed=None everywhere: the net and the sampler draw from np.random, as in the book
         return make_trainer(TwoLayerNet(4, 6, 3, weight_init_std=0.5), "Momentum", seed=None, **kwargs)
 
-    np.random.seed(3)
-    straight = build()
-    straight.train()
-    path = tmp_path / "run.ckpt"
-    np.random.seed(3)
-    run_interrupted(path, build)
-    np.random.seed(12345)
-    resumed = build()
-    restore_checkpoint(path, resumed)
-    resumed.train()
-    assert_same_run(resumed, straight)
+    assert_resumes_bit_for_bit(tmp_path, build, global_seed=3)
 
 
 def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path):
@@ -151,17 +159,7 @@ def test_buffers_and_unseeded_dropout_resume_bit_for_bit(tmp_path):
         )
         return make_trainer(network, "Adam", "shuffle", **kwargs)
 
-    np.random.seed(4)
-    straight = build()
-    straight.train()
-    path = tmp_path / "run.ckpt"
-    np.random.seed(4)
-    run_interrupted(path, build)
-    np.random.seed(999)
-    resumed = build(net_seed=1, seed=77)
-    restore_checkpoint(path, resumed)
-    resumed.train()
-    assert_same_run(resumed, straight)
+    assert_resumes_bit_for_bit(tmp_path, build, global_seed=4, net_seed=1, seed=77)
 
 
 def seeded_dropout_trainer(net_seed: int = 0, **kwargs: Any) -> Trainer:
