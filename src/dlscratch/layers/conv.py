@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dlscratch.layers.base import Layer, check_float, check_ndim, check_same_shape
-from dlscratch.layers.conv_shifted import shifted_backward, shifted_forward
+from dlscratch.layers.conv_shifted import shifted_backward, shifted_forward, weights_with_bias
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
@@ -211,10 +211,7 @@ class Convolution(Layer):
             return out
         col = self._columns_buffer(N, k, out_h * out_w, x.dtype)
         _fill_columns(col[:, :k].reshape(N, C, FH, FW, out_h, out_w), pad_images(x, self.pad), self.stride)
-        # [Wm | b] @ [col; ones] = Wm @ col + b: the bias rides along in the same product
-        weights = np.empty((FN, k + 1), dtype=x.dtype)
-        weights[:, :k] = self.W.reshape(FN, k)
-        weights[:, k] = self.b
+        weights = weights_with_bias(self.W, self.b, x.dtype)
         # one (FN, k+1) @ (k+1, OH OW) product per image, written straight in (N, FN, OH OW) order
         return np.matmul(weights, col).reshape(N, FN, out_h, out_w)
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from dlscratch._threads import run_parallel, single_threaded_blas, split_count
 
-__all__ = ["ShiftedGeometry", "shifted_backward", "shifted_forward"]
+__all__ = ["ShiftedGeometry", "shifted_backward", "shifted_forward", "weights_with_bias"]
 
 _CACHE_BYTES = 1 << 22  # work arrays of a chunk: in L2/L3, and few chunks (Python costs per chunk)
 _MIN_PART = 8  # fewer images than this per thread are not worth a thread
@@ -112,6 +112,18 @@ class _WorkArrays:
         return self._made[n]
 
 
+def weights_with_bias(W: np.ndarray, b: np.ndarray, dtype: Any) -> np.ndarray:
+    """[Wm | b] (FN, C FH FW + 1): the filters as rows with their bias appended.
+
+    [Wm | b] @ [col; ones] = Wm @ col + b: with a row of ones under the columns, the bias
+    rides along in the convolution's one matrix product.
+    """
+    weights = np.empty((W.shape[0], W[0].size + 1), dtype=dtype)
+    weights[:, :-1] = W.reshape(len(W), -1)
+    weights[:, -1] = b
+    return weights
+
+
 def _in_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
     """The tasks at once, one per thread, with single-threaded matrix products."""
     if len(tasks) == 1:
@@ -123,10 +135,7 @@ def _in_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
 def shifted_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, emit: Emit) -> None:
     """The stride-1 convolution of x (N, C, H, W), handed to emit a chunk of images at a time."""
     geo = ShiftedGeometry(x.shape, W.shape, pad)
-    # [Wm | b] @ [col; ones] = Wm @ col + b: the bias rides along in the product
-    weights = np.empty((geo.FN, geo.K + 1), dtype=x.dtype)
-    weights[:, :-1] = W.reshape(geo.FN, geo.K)
-    weights[:, -1] = b
+    weights = weights_with_bias(W, b, x.dtype)
 
     def part(images: slice) -> None:
         work = _WorkArrays({"padded": (geo.C, geo.flat), "col": (geo.K + 1, geo.G)}, {"padded"}, x.dtype)

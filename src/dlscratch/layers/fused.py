@@ -40,6 +40,7 @@ from dlscratch._threads import run_parallel, single_threaded_blas, split_count
 from dlscratch.layers.activation import Relu
 from dlscratch.layers.base import check_same_shape
 from dlscratch.layers.conv import Convolution, pad_images
+from dlscratch.layers.conv_shifted import weights_with_bias
 from dlscratch.layers.pooling import Pooling
 
 __all__ = ["ConvReluPool"]
@@ -97,14 +98,11 @@ class ConvReluPool:
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         conv, relu, pool = self.layers
         x, out_h, out_w = conv.check_input(x)
-        FN, C, FH, FW = conv.W.shape
+        FN = len(conv.W)
         self._fallback = out_h % 2 == 1 or out_w % 2 == 1
         if self._fallback:  # windows would not tile the image: the layers' own code explains
             return pool.forward(relu.forward(conv.forward(x)))
-        # [Wm | b]: with a row of ones under the columns, the bias rides along in the product
-        weights = np.empty((FN, C * FH * FW + 1), dtype=x.dtype)
-        weights[:, :-1] = conv.W.reshape(FN, -1)
-        weights[:, -1] = conv.b
+        weights = weights_with_bias(conv.W, conv.b, x.dtype)  # [Wm | b], for [col; ones]
         out = np.empty((len(x), FN, out_h // 2, out_w // 2), dtype=x.dtype)
         tasks = self._split(len(x))
         method = _Part.forward if train else _Part.evaluate
