@@ -41,7 +41,6 @@ def cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object], Cal
     dpool = rng.standard_normal((100, 30, 12, 12)).astype(np.float32)
 
     first = Convolution(W, b)
-    first.needs_input_grad = False
     inner = Convolution(W, b)
     pool = Pooling(2, 2, stride=2)
     tx, tx_grad = torch.tensor(x), torch.tensor(x, requires_grad=True)
@@ -52,7 +51,10 @@ def cases(rng: np.random.Generator) -> dict[str, tuple[Callable[[], object], Cal
         return lambda: (layer.forward(inp), layer.backward(dout))
 
     runs = {
-        "conv, first layer": (ours(first, x, dconv), lambda: nnf.conv2d(tx, tW, tb).backward(tdconv)),
+        "conv, first layer": (
+            lambda: (first.forward(x), first.backward_params(dconv)),
+            lambda: nnf.conv2d(tx, tW, tb).backward(tdconv),
+        ),
         "conv, with dx": (ours(inner, x, dconv), lambda: nnf.conv2d(tx_grad, tW, tb).backward(tdconv)),
         "max pool 2x2": (ours(pool, a, dpool), lambda: nnf.max_pool2d(ta, 2, 2).backward(tdpool)),
     }
@@ -76,8 +78,9 @@ def _conv_relu_pool_cases(
     W = (rng.standard_normal((filters, channels, k, k)) / np.sqrt(k * k * channels)).astype(np.float32)
     b = np.zeros(filters, np.float32)
     conv, relu, pool = Convolution(W, b, pad=pad), Relu(), Pooling(2, 2, stride=2)
-    conv.needs_input_grad = channels > 1
     fused = ConvReluPool(conv, relu, pool)
+    fused_backward = fused.backward if channels > 1 else fused.backward_params
+    conv_backward = conv.backward if channels > 1 else conv.backward_params
     dout = rng.standard_normal(fused.forward(x).shape).astype(np.float32)
     tx = torch.tensor(x, requires_grad=channels > 1)
     tW, tb = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
@@ -85,10 +88,10 @@ def _conv_relu_pool_cases(
 
     def layers() -> object:
         pool.forward(relu.forward(conv.forward(x)))
-        return conv.backward(relu.backward(pool.backward(dout)))
+        return conv_backward(relu.backward(pool.backward(dout)))
 
     return (
-        lambda: (fused.forward(x), fused.backward(dout)),
+        lambda: (fused.forward(x), fused_backward(dout)),
         layers,
         lambda: nnf.max_pool2d(nnf.relu(nnf.conv2d(tx, tW, tb, padding=pad)), 2, 2).backward(tdout),
     )

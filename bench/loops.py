@@ -103,7 +103,8 @@ def _build_dlscratch_net(workload: Workload) -> Any:
     if workload.model == "two-layer":
         return TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=workload.seed, dtype=np.float32)
     if workload.model == "deep-conv":
-        return DeepConvNet(seed=workload.seed, dtype=np.float32)  # the book's settings
+        # the book's settings, with the inverted dropout torch's nn.Dropout computes
+        return DeepConvNet(seed=workload.seed, dtype=np.float32, inverted_dropout=True)
     return SimpleConvNet(weight_init_std=0.01, seed=workload.seed, dtype=np.float32)
 
 

@@ -70,12 +70,35 @@ def test_backward_leaves_its_arguments_alone(rng):
     assert_leaves_arguments_alone(make_affine(rng, (3, 4)), rng.standard_normal((3, 4)), rng)
 
 
-def test_no_input_gradient_when_not_needed(rng):
-    layer = make_affine(rng, (3, 4))
-    layer.needs_input_grad = False
-    layer.forward(rng.standard_normal((3, 4)))
-    assert layer.backward(np.ones((3, 5))) is None
-    np.testing.assert_allclose(layer.db, 3.0)
+def test_backward_params_computes_the_gradients_without_dx(rng):
+    layer, reference = make_affine(rng, (3, 4)), make_affine(np.random.default_rng(1), (3, 4))
+    reference.params["W"][...] = layer.W
+    x, dout = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))
+    layer.forward(x)
+    reference.forward(x)
+    assert layer.backward_params(dout) is None
+    reference.backward(dout)
+    np.testing.assert_array_equal(layer.dW, reference.dW)
+    np.testing.assert_array_equal(layer.db, reference.db)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_input_of_another_float_dtype_is_computed_in_the_weights_dtype(dtype, rng):
+    layer = make_affine(rng, (2, 3, 4))
+    x = rng.standard_normal((2, 3, 4)).astype(dtype)
+    out = layer.forward(x)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, x.astype(np.float64).reshape(2, 12) @ layer.W + layer.b)
+    assert layer.backward(np.ones((2, 5))).dtype == np.float64
+
+
+def test_the_books_attribute_names_read_and_assign_the_parameters(rng):
+    layer = make_affine(rng, (2, 3, 4))
+    W = rng.standard_normal((12, 5))
+    layer.W = W  # as the book's load_params does
+    assert layer.W is W and layer.params["W"] is W and layer.dW.shape == W.shape
+    with pytest.raises(ValueError, match=r"Affine.W must keep its shape \(12, 5\), got \(5, 12\)"):
+        layer.W = W.T
 
 
 def test_an_empty_batch_gives_an_empty_output(rng):

@@ -74,7 +74,10 @@ CASES = {
         lambda: Convolution(np.ones((2, 3, 3, 3)), np.zeros(2)).forward(np.ones((1, 1, 5, 5))),
         "Convolution",
     ),
-    "conv: sizes that do not fit": (lambda: conv_output_size(28, 5, stride=2), "28"),
+    "conv: a filter larger than the input": (
+        lambda: conv_output_size(3, 5, stride=2),
+        "larger than input size 3",
+    ),
     "pooling: 2-D input": (lambda: Pooling(2, 2).forward(np.ones((4, 9))), "Pooling"),
     "batchnorm: wrong feature count": (
         lambda: BatchNormalization(np.ones(3), np.zeros(3)).forward(np.ones((4, 5))),

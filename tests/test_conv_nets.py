@@ -92,8 +92,10 @@ def test_input_dim_and_conv_param_are_checked():
         SimpleConvNet((28, 28))
     with pytest.raises(ValueError, match="missing"):
         SimpleConvNet(conv_param={"filter_num": 3})
-    with pytest.raises(ValueError, match="input size 23"):
-        SimpleConvNet((1, 27, 27))  # 23 x 23 after the convolution: 2x2 pooling does not fit
+    with pytest.raises(ValueError, match="filter size 2 is larger than input size 1"):
+        SimpleConvNet((1, 5, 5))  # 1 x 1 after the 5 x 5 convolution: no 2x2 window fits
+    # 23 x 23 after the convolution: 2x2 pooling floors it to 11 x 11, as the book's net does
+    assert SimpleConvNet((1, 27, 27), seed=0).predict(np.zeros((2, 1, 27, 27))).shape == (2, 10)
 
 
 @pytest.mark.slow

@@ -32,6 +32,8 @@ DOCUMENTED_MODULES = (
     "dlscratch",
     "dlscratch.functions",
     "dlscratch.gradient",
+    "dlscratch.util",
+    "dlscratch.book",
     "dlscratch.layers",
     "dlscratch.nets",
     "dlscratch.optim",

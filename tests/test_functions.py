@@ -12,6 +12,7 @@ from dlscratch.functions import (
     sigmoid,
     sigmoid_grad,
     softmax,
+    softmax_loss,
     step_function,
     sum_squared_error,
 )
@@ -46,7 +47,7 @@ def test_gradients_match_finite_differences():
     h = 1e-6
     np.testing.assert_allclose(sigmoid_grad(x), (sigmoid(x + h) - sigmoid(x - h)) / (2 * h), rtol=1e-6)
     np.testing.assert_allclose(relu_grad(x), (relu(x + h) - relu(x - h)) / (2 * h), atol=1e-9)
-    assert relu_grad(np.array([0.0]))[0] == 0.0
+    assert relu_grad(np.array([0.0]))[0] == 1.0  # the book's function (its Relu layer passes 0 there)
 
 
 def test_softmax_is_stable_batched_and_sums_to_one(rng):
@@ -107,3 +108,14 @@ def test_cross_entropy_rejects_bad_labels(t, message):
 def test_cross_entropy_rejects_empty_batch():
     with pytest.raises(ValueError, match="empty"):
         cross_entropy_error(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+def test_softmax_loss_is_the_cross_entropy_of_the_softmax(rng):
+    X, t = rng.standard_normal((4, 3)), np.array([2, 0, 1, 1])
+    assert softmax_loss(X, t) == cross_entropy_error(softmax(X), t)
+    assert softmax_loss(X[0], 2) == cross_entropy_error(softmax(X[:1]), np.array([2]))
+
+
+def test_class_indices_as_a_column_are_accepted():
+    y = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
+    assert cross_entropy_error(y, np.array([[1], [0]])) == cross_entropy_error(y, np.array([1, 0]))

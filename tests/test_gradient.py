@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from dlscratch import TwoLayerNet, gradient_check, numerical_gradient
+from dlscratch.gradient import numerical_gradient_1d, numerical_gradient_2d
 
 
 def test_numerical_gradient_of_book_function_2():
@@ -62,3 +63,22 @@ def test_gradient_check_detects_a_wrong_backward(rng):
     network.gradient = doubled
     report = gradient_check(network, x, t)
     assert report["W2"]["max_rel_error"] > 0.3
+
+
+def test_numerical_gradient_1d_and_2d_are_the_books_chapter_4_helpers(rng):
+    def f(v):  # a function of one point
+        return float(np.sum(v**2) + v[0] * v[1])
+
+    point = rng.standard_normal(3)
+    expected = 2 * point + np.array([point[1], point[0], 0.0])
+    np.testing.assert_allclose(numerical_gradient_1d(f, point.copy()), expected, atol=1e-7)
+    points = rng.standard_normal((4, 3))
+    before = points.copy()
+    rows = numerical_gradient_2d(f, points)  # f sees one row at a time
+    np.testing.assert_allclose(rows[2], numerical_gradient_1d(f, before[2].copy()), atol=1e-12)
+    np.testing.assert_array_equal(points, before)
+    np.testing.assert_allclose(numerical_gradient_2d(f, point.copy()), expected, atol=1e-7)
+    with pytest.raises(ValueError, match=r"numerical_gradient_1d expected a 1-D x, got shape \(4, 3\)"):
+        numerical_gradient_1d(f, points)
+    with pytest.raises(ValueError, match=r"numerical_gradient_2d expected X of shape \(N, D\) or \(D,\)"):
+        numerical_gradient_2d(f, np.zeros((2, 2, 2)))

@@ -120,3 +120,39 @@ def test_bad_scores_raise(shape):
 def test_integer_scores_raise():
     with pytest.raises(ValueError, match="SoftmaxWithLoss expected floating-point input"):
         SoftmaxWithLoss().forward(np.array([[1, 2]]), np.array([0]))
+
+
+def test_the_books_loss_adds_1e7_inside_the_log(rng):
+    x, t = rng.standard_normal((4, 5)) * 3, np.array([0, 4, 2, 2])
+    y = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    book = SoftmaxWithLoss(exact=False)
+    expected = -np.sum(np.log(y[np.arange(4), t] + 1e-7)) / 4
+    np.testing.assert_allclose(book.forward(x, t), expected, rtol=1e-15)
+    exact = SoftmaxWithLoss()
+    np.testing.assert_allclose(exact.forward(x, t), -np.mean(np.log(y[np.arange(4), t])), rtol=1e-12)
+    np.testing.assert_array_equal(book.backward(), exact.backward())  # the same gradient either way
+    assert book.config() == {"exact": False} and exact.config() == {"exact": True}
+
+
+def test_the_books_loss_is_capped_where_the_exact_one_is_not():
+    x, t = np.array([[50.0, 0.0]]), np.array([1])  # softmax(x)[1] = exp(-50), far below 1e-7
+    assert SoftmaxWithLoss(exact=False).forward(x, t) == pytest.approx(-np.log(1e-7), rel=1e-6)
+    assert SoftmaxWithLoss().forward(x, t) == pytest.approx(50.0, rel=1e-12)
+
+
+def test_backward_is_the_books_arithmetic_bit_for_bit(rng):
+    """dx = (y - onehot(t)) / N, rounded as the book's code rounds it, so book scripts agree to the bit."""
+    x, t = rng.standard_normal((7, 4)), np.array([0, 3, 1, 1, 2, 0, 3])
+    layer = SoftmaxWithLoss()
+    layer.forward(x, t)
+    book = layer.y.copy()
+    book[np.arange(7), t] -= 1
+    np.testing.assert_array_equal(layer.backward(), book / 7)
+
+
+def test_class_indices_as_a_column_are_accepted(rng):
+    """The book's chapter 7 gradient check gives one label as np.array([1]).reshape((1, 1))."""
+    x = rng.standard_normal((3, 4))
+    column, flat = SoftmaxWithLoss(), SoftmaxWithLoss()
+    assert column.forward(x, np.array([[1], [3], [0]])) == flat.forward(x, np.array([1, 3, 0]))
+    np.testing.assert_array_equal(column.backward(), flat.backward())

@@ -157,7 +157,7 @@ def test_backward_leaves_dout_alone(rng):
 
 def test_config_and_defaults():
     layer = BatchNormalization(np.ones(2), np.zeros(2))
-    assert layer.config() == {"momentum": 0.9, "eps": 1e-7}
+    assert layer.config() == {"momentum": 0.9, "eps": 1e-7, "book_statistics": False}
     assert BatchNormalization.uses_train_flag
     assert "BatchNormalization" in repr(layer)
 
@@ -172,12 +172,11 @@ def test_given_running_stats_are_used(rng):
 @pytest.mark.parametrize(
     ("shape", "match"),
     [
-        ((4, 2), r"BatchNormalization expected 3 features on axis 1, got 2 \(input shape \(4, 2\)\)"),
-        ((4, 4, 2, 2), "BatchNormalization expected 3 features on axis 1, got 4"),
+        ((4, 2), r"BatchNormalization expected 3 features on axis 1 \(or C \* H \* W pixels\), got 2 "),
+        ((4, 4, 2, 2), r"BatchNormalization expected 3 features on axis 1 \(or C \* H \* W pixels\), got 4"),
         ((4,), r"BatchNormalization expected input of shape \(N, D\) or \(N, C, H, W\)"),
         ((4, 3, 2), r"BatchNormalization expected input of shape .* got an array of shape \(4, 3, 2\)"),
-        ((1, 3), "more than 1 value per feature when training"),
-        ((1, 3, 1, 1), "more than 1 value per feature when training"),
+        ((0, 3), "BatchNormalization got an empty batch"),
     ],
 )
 def test_bad_input_raises(shape, match):
@@ -190,6 +189,50 @@ def test_batch_of_one_works_in_test_mode_and_four_d_with_pixels():
     layer = BatchNormalization(np.ones(3), np.zeros(3))
     assert layer.forward(np.ones((1, 3)), train_flg=False).shape == (1, 3)
     assert layer.forward(np.ones((1, 3, 2, 1)), train_flg=True).shape == (1, 3, 2, 1)
+
+
+@pytest.mark.parametrize("book_statistics", [False, True])
+def test_one_sample_in_training_gives_beta_as_the_book(book_statistics, rng):
+    """The book's chapter 6 gradient check trains on one sample: var is 0, xhat 0, y = beta."""
+    beta = rng.standard_normal(3)
+    layer = BatchNormalization(np.ones(3), beta.copy(), book_statistics=book_statistics)
+    x = rng.standard_normal((1, 3))
+    np.testing.assert_array_equal(layer.forward(x, train_flg=True), beta[None, :])
+    np.testing.assert_allclose(layer.running_mean, 0.1 * x[0])
+    # one value per feature has no unbiased variance: its zero variance is folded in
+    np.testing.assert_allclose(layer.running_var, 0.9 * (0 if book_statistics else 1) + 0.0)
+    dx = layer.backward(rng.standard_normal((1, 3)))
+    np.testing.assert_allclose(dx, 0, atol=1e-12)
+
+
+def test_book_statistics_start_at_zero_and_follow_the_biased_variance(rng):
+    x = rng.standard_normal((5, 3))
+    layer = BatchNormalization(np.ones(3), np.zeros(3), book_statistics=True)
+    assert np.all(layer.running_var == 0)
+    layer.forward(x)
+    np.testing.assert_allclose(layer.running_var, 0.1 * x.var(axis=0))
+    torch_like = BatchNormalization(np.ones(3), np.zeros(3))
+    torch_like.forward(x)
+    np.testing.assert_allclose(torch_like.running_var, 0.9 + 0.1 * x.var(axis=0, ddof=1))
+
+
+def test_four_d_input_with_one_gamma_per_pixel_is_normalised_per_pixel_as_the_book(rng):
+    x = rng.standard_normal((6, 2, 3, 3))
+    gamma, beta = rng.standard_normal(18), rng.standard_normal(18)
+    per_pixel = BatchNormalization(gamma, beta, eps=EPS)
+    flat = BatchNormalization(gamma, beta, eps=EPS)
+    out = per_pixel.forward(x)
+    np.testing.assert_allclose(out, flat.forward(x.reshape(6, 18)).reshape(x.shape))
+    dout = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(per_pixel.backward(dout), flat.backward(dout.reshape(6, 18)).reshape(x.shape))
+    np.testing.assert_allclose(per_pixel.dgamma, flat.dgamma)
+    check_layer_numerically(BatchNormalization(gamma, beta, eps=EPS), x, rng=rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_input_is_converted_to_the_parameters_dtype(dtype, rng):
+    layer = BatchNormalization(np.ones(3), np.zeros(3))
+    assert layer.forward(rng.standard_normal((4, 3)).astype(dtype)).dtype == np.float64
 
 
 def test_integer_input_and_bad_dout_raise():

@@ -252,3 +252,15 @@ def test_bad_learning_rate_raises(cls, lr):
 
 def test_repr_shows_hyperparameters():
     assert repr(RMSprop(lr=0.5)) == "RMSprop(lr=0.5, decay_rate=0.99, eps=1e-07)"
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"])
+def test_plain_number_parameters_are_updated_in_the_dict(name):
+    """The book's optimizer_compare_naive moves a point {'x': -7.0, 'y': 2.0} on x^2/20 + y^2."""
+    point, as_arrays = {"x": -7.0, "y": 2.0}, {"x": np.array([-7.0]), "y": np.array([2.0])}
+    by_dict, by_arrays = get_optimizer(name, lr=0.1), get_optimizer(name, lr=0.1)
+    for _ in range(5):
+        by_dict.update(point, {"x": point["x"] / 10.0, "y": 2.0 * point["y"]})
+        by_arrays.update(as_arrays, {"x": as_arrays["x"] / 10.0, "y": 2.0 * as_arrays["y"]})
+    assert isinstance(point["x"], float) and point != {"x": -7.0, "y": 2.0}
+    assert point == {"x": as_arrays["x"][0], "y": as_arrays["y"][0]}

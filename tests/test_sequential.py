@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dlscratch import Affine, Relu, Sequential, Sigmoid, gradient_check
+from dlscratch import Affine, Relu, Sequential, Sigmoid, SoftmaxWithLoss, gradient_check
 
 
 def _affine(rng, n_in, n_out):
@@ -20,12 +20,41 @@ def test_mapping_keeps_the_given_names(rng):
     assert list(network.layers) == ["fc", "act"]
 
 
-def test_first_layer_skips_the_input_gradient(rng):
+def test_first_layer_skips_the_input_gradient_without_changing_the_layer(rng, monkeypatch):
     network = Sequential([_affine(rng, 4, 5), Relu(), _affine(rng, 5, 3)])
-    assert network.layers["Affine1"].needs_input_grad is False
-    assert network.layers["Affine2"].needs_input_grad is True
+    first = network.layers["Affine1"]
+    state = dict(vars(first))
+    called_for = []
+    original = Affine.backward
+    monkeypatch.setattr(
+        Affine, "backward", lambda layer, dout: called_for.append(layer) or original(layer, dout)
+    )
+    network.gradient(rng.random((2, 4)), np.array([0, 2]))
+    assert called_for == [network.layers["Affine2"]]  # backward_params ran instead: no dx for the data
+    monkeypatch.undo()
+    assert vars(first).keys() == state.keys()
+    # the caller's own backward loop still gets dx from the first layer
     network.predict(rng.random((2, 4)))
-    assert network.layers["Affine1"].backward(np.ones((2, 5))) is None
+    assert first.backward(np.ones((2, 5))).shape == (2, 4)
+
+
+def test_gradient_returns_new_arrays_and_layers_keep_the_plain_gradient(rng):
+    layers = [_affine(rng, 4, 5), Relu(), _affine(rng, 5, 3)]
+    network = Sequential(layers, weight_decay_lambda=0.1)
+    x1, x2, t = rng.random((6, 4)), rng.random((6, 4)), rng.integers(0, 3, 6)
+    first, second = network.gradient(x1, t), network.gradient(x2, t)
+    assert not np.array_equal(first["W1"], second["W1"])  # the first is not overwritten
+    # the layer's dW is the backpropagated gradient; the decay is added to the returned dict
+    np.testing.assert_allclose(second["W1"], layers[0].dW + 0.1 * layers[0].W)
+    assert not np.shares_memory(second["b1"], layers[0].db)
+
+
+def test_last_layer_is_the_books_other_name_for_last_layer(rng):
+    network = Sequential([_affine(rng, 4, 3)])
+    assert network.last_layer is network.lastLayer
+    replacement = SoftmaxWithLoss(exact=False)
+    network.last_layer = replacement
+    assert network.lastLayer is replacement
 
 
 def test_weight_decay_in_loss_and_gradient(rng):

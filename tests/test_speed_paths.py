@@ -123,11 +123,9 @@ def _three_layers(rng, C, FN, k, stride, pad, dtype=np.float64, integers=False):
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("integers", [False, True], ids=["random", "with-ties"])
-@pytest.mark.parametrize("needs_input_grad", [True, False])
+@pytest.mark.parametrize("with_dx", [True, False])
 @pytest.mark.parametrize("case", FUSED_CASES)
-def test_fused_conv_relu_pool_matches_the_three_layers(
-    case, needs_input_grad, integers, threads, rng, monkeypatch
-):
+def test_fused_conv_relu_pool_matches_the_three_layers(case, with_dx, integers, threads, rng, monkeypatch):
     import dlscratch.layers.fused as fused_module
     from dlscratch.layers.fused import ConvReluPool
 
@@ -136,7 +134,6 @@ def test_fused_conv_relu_pool_matches_the_three_layers(
     monkeypatch.setattr(fused_module, "_MIN_PART", 1)
     C, FN, k, stride, pad, H, W = case
     conv, relu, pool, draw = _three_layers(rng, C, FN, k, stride, pad, integers=integers)
-    conv.needs_input_grad = needs_input_grad
     x = draw((4, C, H, W)).astype(np.float64)
     expected_out = pool.forward(relu.forward(conv.forward(x)))
     dout = draw(expected_out.shape).astype(np.float64)
@@ -147,10 +144,10 @@ def test_fused_conv_relu_pool_matches_the_three_layers(
     x_before, dout_before = x.copy(), dout.copy()
     out = fused.forward(x)
     np.testing.assert_allclose(out, expected_out, rtol=1e-12, atol=1e-12)
-    dx = fused.backward(dout)
+    dx = fused.backward(dout) if with_dx else fused.backward_params(dout)
     for name, grad in expected.items():
         np.testing.assert_allclose(conv.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
-    if needs_input_grad:
+    if with_dx:
         np.testing.assert_allclose(dx, expected_dx, rtol=1e-10, atol=1e-12)
     else:
         assert dx is None
@@ -159,12 +156,17 @@ def test_fused_conv_relu_pool_matches_the_three_layers(
     np.testing.assert_array_equal(fused.forward(x, train=False), out)  # the evaluation path
 
 
-def test_fused_step_reports_an_odd_output_as_pooling_does(rng):
+def test_fused_step_with_an_odd_output_computes_what_the_layers_do(rng):
     from dlscratch.layers.fused import ConvReluPool
 
     conv, relu, pool, _ = _three_layers(rng, 1, 2, 3, 1, 0)
-    with pytest.raises(ValueError, match="Pooling cannot slide a 2x2 window"):
-        ConvReluPool(conv, relu, pool).forward(rng.standard_normal((2, 1, 7, 7)))  # 5x5 output
+    x = rng.standard_normal((2, 1, 7, 7))  # 5x5 output: pooling floors it to 2x2
+    expected = pool.forward(relu.forward(conv.forward(x)))
+    dout = rng.standard_normal(expected.shape)
+    expected_dx = conv.backward(relu.backward(pool.backward(dout)))
+    fused = ConvReluPool(conv, relu, pool)
+    np.testing.assert_allclose(fused.forward(x), expected)
+    np.testing.assert_allclose(fused.backward(dout), expected_dx)
 
 
 def test_fused_step_keeps_float32():
@@ -172,7 +174,6 @@ def test_fused_step_keeps_float32():
 
     rng = np.random.default_rng(0)
     conv, relu, pool, _ = _three_layers(rng, 1, 3, 5, 1, 0, dtype=np.float32)
-    conv.needs_input_grad = True
     fused = ConvReluPool(conv, relu, pool)
     out = fused.forward(rng.standard_normal((2, 1, 12, 12)).astype(np.float32))
     dx = fused.backward(np.ones_like(out))

@@ -79,8 +79,16 @@ def test_evaluate_sample_num_and_callbacks(data):
     real_accuracy = trainer.network.accuracy
     trainer.network.accuracy = lambda x, t: evaluated.append(len(x)) or real_accuracy(x, t)
     trainer.train()
-    assert set(evaluated) == {10}
+    # every evaluation on the first 10 samples; then, as the book's Trainer, the whole test set
+    assert set(evaluated[:-1]) == {10} and evaluated[-1] == len(trainer.x_test)
+    assert trainer.final_test_acc == real_accuracy(trainer.x_test, trainer.t_test)
     assert calls == list(range(1, trainer.max_iter + 1))
+
+
+def test_final_accuracy_reuses_an_evaluation_of_the_whole_test_set(data):
+    trainer = _trainer(data)
+    trainer.train()
+    assert trainer.final_test_acc == trainer.history.test_acc[-1]
 
 
 def test_one_forward_pass_per_step(data):
@@ -158,7 +166,7 @@ def test_verbose_prints_a_line_per_epoch(data, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("epoch 0: train acc")
     assert len([line for line in lines if line.startswith("epoch")]) == 4
-    assert lines[-1].startswith("final test accuracy:")
+    assert lines[-1].startswith("final test accuracy (all 30 test samples): ")
 
 
 def test_time_is_counted_as_it_passes_so_checkpoints_hold_it(data):

@@ -14,6 +14,7 @@ from dlscratch.functions import (
     sigmoid,
     sigmoid_grad,
     softmax,
+    softmax_loss,
     step_function,
     sum_squared_error,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "sigmoid",
     "sigmoid_grad",
     "softmax",
+    "softmax_loss",
     "step_function",
     "sum_squared_error",
 ]

@@ -384,12 +384,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
         print(f"dlscratch: {error}{kept}", file=sys.stderr)
         return 1
-    final_test_acc = history.test_acc[-1]
-    if args.eval_samples is not None:
-        final_test_acc = float(trainer.accuracy(trainer.x_test, trainer.t_test))
-        if not args.quiet:
-            print(f"test accuracy on all {len(trainer.x_test)} test samples: {final_test_acc:.4f}")
-    _write_run(out, args, trainer.network, history, final_test_acc)
+    _write_run(out, args, trainer.network, history, trainer.final_test_acc)
     if not args.quiet:
         print(f"{history.seconds:.1f} s; model, metrics.csv, history.json and curves.png in {out}")
     return 0

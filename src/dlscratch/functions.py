@@ -17,6 +17,7 @@ __all__ = [
     "sigmoid",
     "sigmoid_grad",
     "softmax",
+    "softmax_loss",
     "step_function",
     "sum_squared_error",
 ]
@@ -63,9 +64,13 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def relu_grad(x: np.ndarray) -> np.ndarray:
-    """dy/dx of relu: 1 where x > 0 else 0 (0 at x = 0, as the book's Relu layer)."""
+    """dy/dx of relu: 1 where x >= 0 else 0, as the book's function.
+
+    At x = 0 relu has no derivative; the book's relu_grad says 1 there while its Relu
+    layer passes no gradient (mask x <= 0). Both are kept as the book has them.
+    """
     x = _as_float(x)
-    return (x > 0).astype(x.dtype)
+    return (x >= 0).astype(x.dtype)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -93,14 +98,20 @@ mean_squared_error = sum_squared_error
 
 
 def as_class_indices(y: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Class indices (N,) from one-hot (N, C) or index (N,) labels, validated against y (N, C)."""
+    """Class indices (N,) from labels, validated against the scores y (N, C).
+
+    t: one-hot (N, C), class indices (N,), or class indices as a column (N, 1) - the
+    book's chapter 7 gradient check writes ``np.array([1]).reshape((1, 1))``.
+    """
     t = np.asarray(t)
     if t.shape == y.shape:
         return t.argmax(axis=1)
+    if t.ndim == 2 and t.shape == (len(y), 1):
+        t = t[:, 0]
     if t.shape != y.shape[:1]:
         raise ValueError(
-            f"labels must be one-hot of shape {y.shape} or class indices of shape {y.shape[:1]}, "
-            f"got shape {t.shape}"
+            f"labels must be one-hot of shape {y.shape} or class indices of shape {y.shape[:1]} "
+            f"(or {(len(y), 1)}), got shape {t.shape}"
         )
     if not np.issubdtype(t.dtype, np.integer):
         if not np.all(np.mod(t, 1) == 0):
@@ -137,3 +148,8 @@ def cross_entropy_of_indices(y: np.ndarray, t: np.ndarray) -> float:
     """
     picked = y[np.arange(len(y)), t]
     return float(-np.log(picked + 1e-7).mean())
+
+
+def softmax_loss(X: np.ndarray, t: np.ndarray) -> float:
+    """cross_entropy_error(softmax(X), t): the loss of scores X (N, C) or (C,), as the book's."""
+    return cross_entropy_error(softmax(X), t)

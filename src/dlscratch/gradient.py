@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["gradient_check", "numerical_gradient"]
+__all__ = ["gradient_check", "numerical_gradient", "numerical_gradient_1d", "numerical_gradient_2d"]
 
 
 def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
@@ -29,6 +29,29 @@ def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float =
         )
     grad = np.zeros_like(x)
     grad.reshape(-1)[:] = _central_differences(f, x, np.arange(x.size), h)
+    return grad
+
+
+def numerical_gradient_1d(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """numerical_gradient for a 1-D x (the book's _numerical_gradient_1d): shape (D,) in and out."""
+    if np.ndim(x) != 1:
+        raise ValueError(f"numerical_gradient_1d expected a 1-D x, got shape {np.shape(x)}")
+    return numerical_gradient(f, x, h)
+
+
+def numerical_gradient_2d(f: Callable[[np.ndarray], Any], X: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """The gradient of f at each row of X, f given one row at a time (the book's numerical_gradient_2d).
+
+    X: (N, D), each row a point at which f (a function of one (D,) vector) is
+    differentiated; returns (N, D). A 1-D X is one point: numerical_gradient_1d.
+    """
+    if np.ndim(X) == 1:
+        return numerical_gradient_1d(f, X, h)
+    if np.ndim(X) != 2:
+        raise ValueError(f"numerical_gradient_2d expected X of shape (N, D) or (D,), got {np.shape(X)}")
+    grad = np.zeros_like(X)
+    for i, row in enumerate(X):  # each row a view into X, so f sees X change
+        grad[i] = numerical_gradient_1d(f, row, h)
     return grad
 
 

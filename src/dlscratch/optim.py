@@ -33,14 +33,24 @@ class Optimizer:
         # slot name -> parameter name -> array, created lazily on the first update
         self.slots: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.slot_names}
 
-    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """One step for every parameter in params, in place."""
+    def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+        """One step for every parameter in params: arrays in place, plain numbers in the dict.
+
+        A value that is a number rather than an array (the book's optimizer_compare_naive
+        moves a point {'x': -7.0, 'y': 2.0}) cannot change in place, so its new value is
+        stored back into params.
+        """
         missing = params.keys() - grads.keys()
         if missing:
             raise ValueError(f"{type(self).__name__}.update got no gradient for {sorted(missing)}")
         self.step_count += 1
         for key, param in params.items():
-            self._step(key, param, grads[key])
+            if isinstance(param, np.ndarray):
+                self._step(key, param, grads[key])
+            else:
+                value = np.array(param, dtype=np.float64)
+                self._step(key, value, np.asarray(grads[key], dtype=np.float64))
+                params[key] = float(value)
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError

@@ -76,7 +76,8 @@ class Trainer:
     epochs and mini_batch_size fix the number of iterations, ceil(epochs * N / batch),
     unless ``iters`` is given. optimizer: a name ('SGD', 'Adam', ...) with optimizer_param,
     or an Optimizer. evaluate_sample_num_per_epoch: evaluate on the first n samples of
-    each split (None: all). verbose: print a line per epoch.
+    each split (None: all). verbose: print a line per epoch, and at the end the accuracy
+    on the whole test set (also kept as ``final_test_acc``), as the book's Trainer does.
 
     Extras: ``iters``; ``sampling`` 'replacement' (the book: np.random.choice per batch) or
     'shuffle' (each epoch a permutation); ``seed`` for the batch sampler (None: np.random's
@@ -141,6 +142,7 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.current_iter = 0
         self.history = History()
+        self.final_test_acc: float | None = None  # on the whole test set, once train() ends
         self._order = np.arange(0)  # the shuffled epoch being consumed, sampling="shuffle"
         self.input_scale = input_scale
         self._input_dtype = _float_dtype_of(network)
@@ -266,9 +268,18 @@ class Trainer:
         finally:
             bar.close()
             count_time()
+        self.final_test_acc = self._final_test_accuracy()
         if self.verbose:
-            print(f"final test accuracy: {self.history.test_acc[-1]:.4f}")
+            print(f"final test accuracy (all {len(self.x_test)} test samples): {self.final_test_acc:.4f}")
         return self.history
+
+    def _final_test_accuracy(self) -> float:
+        """Accuracy on the whole test set, as the book's Trainer ends: the last evaluation's
+        when it already used every test sample, else a new one."""
+        n = self.evaluate_sample_num_per_epoch
+        if n is None or n >= len(self.x_test):
+            return self.history.test_acc[-1]
+        return self.accuracy(self.x_test, self.t_test)
 
 
 def _float_dtype_of(network: Any) -> np.dtype:

@@ -6,14 +6,15 @@ import math
 
 import numpy as np
 
-from dlscratch.layers.base import Layer, check_float, check_same_shape
+from dlscratch.layers.base import Layer, check_same_shape, in_param_dtype, param_alias
 
 
 class Affine(Layer):
     """y = x @ W + b.
 
     x: (N, D) or (N, *dims) flattened to (N, D); W: (D, M); b: (M,). Returns (N, M);
-    backward returns dx in x's original shape.
+    backward returns dx in x's original shape. x of another float dtype than W is
+    converted to W's first.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
@@ -24,14 +25,12 @@ class Affine(Layer):
                 f"Affine expected W of shape (D, M) and b of shape (M,), got {W.shape} and {b.shape}"
             )
         self._set_params(W=W, b=b)
-        # False on a network's first layer: nobody needs the gradient of the input data
-        self.needs_input_grad = True
         self._x: np.ndarray | None = None
         self._x_shape: tuple[int, ...] = ()
 
     # the book's attribute names, kept for learners
-    W = property(lambda self: self.params["W"])
-    b = property(lambda self: self.params["b"])
+    W = param_alias("W")
+    b = param_alias("b")
     dW = property(lambda self: self.grads["W"])
     db = property(lambda self: self.grads["b"])
 
@@ -41,7 +40,7 @@ class Affine(Layer):
         return self._x
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = check_float(self, x)
+        x = in_param_dtype(self, x)
         features = math.prod(x.shape[1:]) if x.ndim else 0  # not x[0].size: a batch may be empty
         if features != self.W.shape[0]:
             raise ValueError(
@@ -53,11 +52,14 @@ class Affine(Layer):
         out += self.b  # in place: no second (N, M) array
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout @ W.T (in x's shape); dW = x.T @ dout and db = sum of dout over N are kept."""
+        self.backward_params(dout)
+        return (dout @ self.W.T).reshape(self._x_shape)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """backward without dx: only dW and db (a network's first layer needs no dx)."""
         check_same_shape(self, dout, (len(self._x), self.W.shape[1]))
         # written in place: the network's grads dict and the optimizer hold these arrays
         np.matmul(self._x.T, dout, out=self.grads["W"])
         dout.sum(axis=0, out=self.grads["b"])
-        if not self.needs_input_grad:
-            return None
-        return (dout @ self.W.T).reshape(self._x_shape)

@@ -46,6 +46,28 @@ class Layer:
         return f"{type(self).__name__}({', '.join(s for s in (shapes, settings) if s)})"
 
 
+def param_alias(name: str) -> property:
+    """The book's attribute for a parameter (Affine.W, Convolution.b, ...), read and write.
+
+    Assigning a new array, as the book's load_params does (``layer.W = params['W1']``),
+    replaces the parameter; it must keep its shape and be floating point.
+    """
+
+    def get(layer: Layer) -> np.ndarray:
+        return layer.params[name]
+
+    def set_(layer: Layer, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        old = layer.params[name]
+        if value.shape != old.shape:
+            raise ValueError(
+                f"{type(layer).__name__}.{name} must keep its shape {old.shape}, got {value.shape}"
+            )
+        layer._set_params(**{name: value})
+
+    return property(get, set_, doc=f"The parameter params[{name!r}] (the book's attribute name).")
+
+
 def check_ndim(layer: object, x: np.ndarray, allowed: tuple[int, ...], what: str) -> None:
     """Raise ValueError naming the layer when x has none of the allowed numbers of axes."""
     if x.ndim not in allowed:
@@ -61,6 +83,18 @@ def check_float(layer: object, x: np.ndarray) -> np.ndarray:
             f"(convert with x.astype(np.float32))"
         )
     return x
+
+
+def in_param_dtype(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """x checked to be floating point, as the dtype of the layer's parameters.
+
+    A layer computes in its parameters' dtype, as the book's layers do: float16 or float32
+    images given to a float64 network become float64 once, at the first layer with
+    parameters, instead of dragging the whole network into a slower or coarser dtype.
+    """
+    x = check_float(layer, x)
+    dtype = next(iter(layer.params.values())).dtype
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def check_same_shape(layer: object, dout: np.ndarray, shape: tuple[int, ...]) -> None:

@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from dlscratch.layers.base import Layer, check_float, check_ndim, check_same_shape
+from dlscratch.layers.base import Layer, check_ndim, check_same_shape, in_param_dtype, param_alias
 from dlscratch.layers.conv_shifted import shifted_backward, shifted_forward, weights_with_bias
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
-    """Output length of a filter sliding along one axis: (input + 2 pad - filter) / stride + 1.
+    """Output length of a filter sliding along one axis: floor((input + 2 pad - filter) / stride) + 1.
 
-    Raises ValueError when the filter does not fit a whole number of times (the book's
-    layers would silently drop the last rows) or when the output would be empty.
+    As in the book's layers and torch, a last window that would run past the padded input
+    is dropped (width 9, window 2, stride 2: 4 windows; the ninth column is never read).
+    Raises ValueError for sizes below 1, a negative pad, or an empty output.
     """
     input_size, filter_size = operator.index(input_size), operator.index(filter_size)
     stride, pad = operator.index(stride), operator.index(pad)
@@ -34,12 +35,6 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
         raise ValueError(
             f"filter size {filter_size} is larger than input size {input_size} with pad {pad} "
             f"({input_size} + 2*{pad} = {input_size + 2 * pad}): the output would be empty"
-        )
-    if span % stride:
-        raise ValueError(
-            f"filter size {filter_size} does not fit input size {input_size} with pad {pad} and stride "
-            f"{stride}: expected ({input_size} + 2*{pad} - {filter_size}) to be a multiple of {stride}, "
-            f"got {span}"
         )
     return span // stride + 1
 
@@ -143,13 +138,13 @@ def col2im(
 class Convolution(Layer):
     """out[n, f] = sum over c of x[n, c] cross-correlated with W[f, c], plus b[f].
 
-    x: (N, C, H, W); W: (FN, C, FH, FW); b: (FN,). Returns (N, FN, OH, OW) with
-    OH = (H + 2 pad - FH) / stride + 1 (likewise OW), which must be a whole number.
+    x: (N, C, H, W), converted to W's dtype if it differs; W: (FN, C, FH, FW); b: (FN,).
+    Returns (N, FN, OH, OW) with OH = floor((H + 2 pad - FH) / stride) + 1 (likewise OW).
     With col = im2col(x) per image as a (C FH FW, OH OW) matrix and Wm = W as (FN, C FH FW):
         out = Wm @ col + b,   dW = sum_n dout @ col.T,   db = sum of dout over n, y, x,
         dx = col2im(Wm.T @ dout).
-    needs_input_grad = False (set by networks on their first layer) skips dx: backward
-    then returns None. With stride 1 the same sums come from shifted slices of the padded
+    backward_params(dout) computes dW and db only (a network's first layer needs no dx).
+    With stride 1 the same sums come from shifted slices of the padded
     image instead of a column matrix (layers/conv_shifted.py explains how); other strides
     build the columns as written above.
     """
@@ -166,16 +161,14 @@ class Convolution(Layer):
         self.stride, self.pad = operator.index(stride), operator.index(pad)
         if self.stride < 1 or self.pad < 0:
             raise ValueError(f"Convolution expected stride >= 1 and pad >= 0, got stride={stride}, pad={pad}")
-        # False on a network's first layer: nobody needs the gradient of the input data
-        self.needs_input_grad = True
         self._x_shape: tuple[int, ...] = ()
         self._out_shape: tuple[int, ...] = ()
         self._col: np.ndarray | None = None  # stride > 1: (N, C FH FW + 1, OH OW), reused
         self._x: np.ndarray | None = None  # the input, kept with stride 1 instead of the columns
 
     # the book's attribute names, kept for learners
-    W = property(lambda self: self.params["W"])
-    b = property(lambda self: self.params["b"])
+    W = param_alias("W")
+    b = param_alias("b")
     dW = property(lambda self: self.grads["W"])
     db = property(lambda self: self.grads["b"])
 
@@ -183,8 +176,8 @@ class Convolution(Layer):
         return {"stride": self.stride, "pad": self.pad}
 
     def check_input(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
-        """x as a float (N, C, H, W) array that fits W, stride and pad; returns (x, OH, OW)."""
-        x = check_float(self, x)
+        """x as an (N, C, H, W) array of W's dtype that fits W, stride and pad; returns (x, OH, OW)."""
+        x = in_param_dtype(self, x)
         check_ndim(self, x, (4,), "input of shape (N, C, H, W)")
         _, C, FH, FW = self.W.shape
         if x.shape[1] != C:
@@ -224,14 +217,22 @@ class Convolution(Layer):
             self._col = col
         return col
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx (N, C, H, W); dW and db are kept in grads."""
+        return self._backward(dout, with_dx=True)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """backward without dx: only dW and db (a network's first layer needs no dx)."""
+        self._backward(dout, with_dx=False)
+
+    def _backward(self, dout: np.ndarray, with_dx: bool) -> np.ndarray | None:
         check_same_shape(self, dout, self._out_shape)
         if self.stride == 1:
 
             def spread(images: slice, dgrid: np.ndarray) -> None:
                 dgrid[...] = dout[images].transpose(1, 0, 2, 3)  # dgrid: (FN, n, OH, OW)
 
-            dW, db, dx = shifted_backward(self._x, self.W, self.pad, spread, self.needs_input_grad)
+            dW, db, dx = shifted_backward(self._x, self.W, self.pad, spread, with_dx)
             self.grads["W"][...] = dW
             self.grads["b"][...] = db
             return dx
@@ -244,7 +245,7 @@ class Convolution(Layer):
         grads = np.matmul(col, dout.transpose(0, 2, 1)).sum(axis=0)
         self.grads["W"][...] = grads[:k].T.reshape(self.W.shape)
         self.grads["b"][...] = grads[k]
-        if not self.needs_input_grad:
+        if not with_dx:
             return None
         # dx = col2im(Wm.T @ dout), one filter offset at a time: the pixels at offset (i, j)
         # of every window receive W[:, :, i, j].T @ dout. Same sums as the book's, but the

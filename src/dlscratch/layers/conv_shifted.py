@@ -151,7 +151,7 @@ def shifted_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, emit:
 
 
 def shifted_backward(
-    x: np.ndarray, W: np.ndarray, pad: int, spread: Spread, needs_input_grad: bool
+    x: np.ndarray, W: np.ndarray, pad: int, spread: Spread, with_dx: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of the stride-1 convolution of x: (dW like W, db (FN,), dx like x or None).
 
@@ -163,7 +163,7 @@ def shifted_backward(
     # dx[c, h] = sum over f, offsets q of W[f, c, q] * dgrid[f, h - q]: the filters with
     # channels and outputs swapped, each column of the matrix an (f, q) pair
     swapped = np.ascontiguousarray(W.transpose(1, 0, 2, 3).reshape(geo.C, geo.FN * Q), dtype=x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
+    dx = np.empty(x.shape, dtype=x.dtype) if with_dx else None
     margin = geo.offsets[-1]  # zeros before the grid, so every backward shift stays in range
 
     def part(images: slice) -> np.ndarray:

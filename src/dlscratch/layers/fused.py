@@ -111,15 +111,24 @@ class ConvReluPool:
             self._trained, self._x_shape, self._out_shape = tasks, x.shape, out.shape
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx (N, C, H, W); the convolution's dW and db are kept in its grads."""
+        return self._backward(dout, with_dx=True)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """backward without dx: only the convolution's dW and db."""
+        self._backward(dout, with_dx=False)
+
+    def _backward(self, dout: np.ndarray, with_dx: bool) -> np.ndarray | None:
         conv, relu, pool = self.layers
         if self._fallback:
-            return conv.backward(relu.backward(pool.backward(dout)))
+            d_conv = relu.backward(pool.backward(dout))
+            return conv.backward(d_conv) if with_dx else conv.backward_params(d_conv)
         check_same_shape(pool, dout, self._out_shape)
         N, C, H, W = self._x_shape
         pad = conv.pad
         dx = None
-        if conv.needs_input_grad:
+        if with_dx:
             dx = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=np.result_type(dout, conv.W))
         grads = _run(
             [

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from dlscratch.functions import as_class_indices
+from dlscratch.functions import as_class_indices, cross_entropy_of_indices
 from dlscratch.layers.base import Layer, check_float
 
 
 class SoftmaxWithLoss(Layer):
     """Softmax followed by the cross-entropy error, mean over the batch.
 
-    The loss is computed as log(sum(exp(x))) - x[t] (shifted by the row maximum), the
-    exact value of -log(softmax(x)[t]). The book adds 1e-7 inside the log instead, which
-    makes the loss disagree with its own gradient once a probability drops near 1e-7.
+    exact=True (the default): the loss is log(sum(exp(x))) - x[t] (shifted by the row
+    maximum), the exact value of -log(softmax(x)[t]). exact=False: -log(softmax(x)[t] + 1e-7),
+    the book's, which disagrees with its own gradient once a probability drops near 1e-7
+    (a gradient check of a confident network then fails) and never exceeds -log(1e-7) = 16.1.
 
-    forward(x, t): x scores (N, C); t one-hot (N, C) or class indices (N,). Returns the loss.
-    backward(dout=1): dL/dx = dout * (softmax(x) - onehot(t)) / N, shape (N, C).
+    forward(x, t): x scores (N, C); t one-hot (N, C) or class indices (N,) (or (N, 1)).
+    Returns the loss. backward(dout=1): dL/dx = dout * (softmax(x) - onehot(t)) / N, (N, C).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
         super().__init__()
+        self.exact = bool(exact)
         self.loss: float | None = None
         self.y: np.ndarray | None = None  # softmax output
         self.t: np.ndarray | None = None  # labels as given
@@ -42,12 +46,20 @@ class SoftmaxWithLoss(Layer):
         sums = y.sum(axis=1, keepdims=True)
         y /= sums
         self.y = y
-        self.loss = float((np.log(sums[:, 0]) - picked).sum()) / len(x)  # the mean over the batch
+        if self.exact:
+            self.loss = float((np.log(sums[:, 0]) - picked).sum()) / len(x)  # the mean over the batch
+        else:
+            self.loss = cross_entropy_of_indices(y, self._t_index)
         return self.loss
+
+    def config(self) -> dict[str, Any]:
+        return {"exact": self.exact}
 
     def backward(self, dout: float | np.ndarray = 1) -> np.ndarray:
         batch_size = len(self.y)
-        scale = np.asarray(dout, dtype=self.y.dtype) / batch_size
-        dx = self.y * scale  # a new array: self.y stays the softmax
-        dx[np.arange(batch_size), self._t_index] -= scale
+        dx = self.y.copy()  # a new array: self.y stays the softmax
+        dx[np.arange(batch_size), self._t_index] -= 1
+        dx /= batch_size  # (y - onehot(t)) / N, rounded as the book's
+        if not (np.ndim(dout) == 0 and dout == 1):
+            dx *= np.asarray(dout, dtype=dx.dtype)
         return dx

@@ -6,21 +6,27 @@ from typing import Any
 
 import numpy as np
 
-from dlscratch.layers.base import Layer, check_float, check_ndim, check_same_shape
+from dlscratch.layers.base import Layer, check_ndim, check_same_shape, in_param_dtype
 
 
 class BatchNormalization(Layer):
     """y = gamma * xhat + beta, where xhat = (x - mean) / sqrt(var + eps).
 
     x: (N, D), normalised per feature over N; or (N, C, H, W), normalised per channel over
-    N, H and W, like torch's BatchNorm2d (the book flattens images to (N, C*H*W), which
-    normalises every pixel on its own). gamma, beta: (D,) or (C,). Returns x's shape.
+    N, H and W when gamma has C entries (like torch's BatchNorm2d), or per pixel over N
+    when gamma has C * H * W entries (the book flattens images so). gamma, beta: (D,),
+    (C,) or (C * H * W,). Returns x's shape, in gamma's dtype.
 
     forward(x, train_flg=True) uses the batch's mean and (biased) variance and updates
         running = momentum * running + (1 - momentum) * batch statistic    (the book's rule;
-        torch's momentum is 1 - ours). The variance folded into running_var is the unbiased
-        m / (m - 1) * var, m the values per feature (N, or N*H*W): the estimate the paper's
-        inference step uses, and what torch stores.
+        torch's momentum is 1 - ours). By default the variance folded into running_var is
+        the unbiased m / (m - 1) * var, m the values per feature (N, or N*H*W): the
+        estimate the paper's inference step uses, and what torch stores; running_var
+        starts at ones, so an untrained layer in test mode is the identity (with the
+        book's zeros it scales its input by 1 / sqrt(eps)). A batch with one value per
+        feature has no unbiased variance: it adds its (zero) variance, as the book does.
+        book_statistics=True: running_var starts at zeros and follows the biased
+        variance, as the book's layer (whose eps is 1e-6).
     forward(x, train_flg=False) normalises with running_mean and running_var instead.
     """
 
@@ -34,6 +40,8 @@ class BatchNormalization(Layer):
         running_mean: np.ndarray | None = None,
         running_var: np.ndarray | None = None,
         eps: float = 1e-7,
+        *,
+        book_statistics: bool = False,
     ) -> None:
         super().__init__()
         gamma, beta = np.asarray(gamma), np.asarray(beta)
@@ -48,9 +56,10 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization expected eps > 0, got {eps!r}")
         self._set_params(gamma=gamma, beta=beta)
         self.momentum, self.eps = float(momentum), float(eps)
-        # running_var starts at ones, as in torch, not the book's zeros: an untrained layer in
-        # test mode is then the identity instead of scaling its input by 1 / sqrt(eps) (~3162)
-        for name, start, given in (("running_mean", 0, running_mean), ("running_var", 1, running_var)):
+        self.book_statistics = bool(book_statistics)
+        starts = {"running_mean": 0, "running_var": 0 if self.book_statistics else 1}
+        for name, given in (("running_mean", running_mean), ("running_var", running_var)):
+            start = starts[name]
             value = np.full_like(gamma, start) if given is None else np.asarray(given, dtype=gamma.dtype)
             if value.shape != gamma.shape:
                 raise ValueError(
@@ -58,6 +67,7 @@ class BatchNormalization(Layer):
                 )
             self.buffers[name] = value
         self._cache: tuple[Any, ...] | None = None
+        self._input_shape: tuple[int, ...] = ()
 
     # the book's attribute names, kept for learners
     gamma = property(lambda self: self.params["gamma"])
@@ -68,38 +78,40 @@ class BatchNormalization(Layer):
     running_var = property(lambda self: self.buffers["running_var"])
 
     def config(self) -> dict[str, Any]:
-        return {"momentum": self.momentum, "eps": self.eps}
+        return {"momentum": self.momentum, "eps": self.eps, "book_statistics": self.book_statistics}
 
     def forward(self, x: np.ndarray, train_flg: bool = True) -> np.ndarray:
-        x = check_float(self, x)
+        x = in_param_dtype(self, x)
         check_ndim(self, x, (2, 4), "input of shape (N, D) or (N, C, H, W)")
+        self._input_shape = x.shape
         features = len(self.gamma)
+        if x.ndim == 4 and x[0].size == features != x.shape[1]:
+            x = x.reshape(len(x), features)  # one feature per pixel, as the book
         if x.shape[1] != features:
             raise ValueError(
-                f"BatchNormalization expected {features} features on axis 1, got {x.shape[1]} "
-                f"(input shape {x.shape})"
+                f"BatchNormalization expected {features} features on axis 1 (or C * H * W pixels), "
+                f"got {x.shape[1]} (input shape {x.shape})"
             )
         axes = (0,) if x.ndim == 2 else (0, 2, 3)  # everything but the feature axis
         shape = (1, features) + (1,) * (x.ndim - 2)  # gamma & co. broadcast against x
         m = x.size // features
         if train_flg:
-            if m < 2:
-                raise ValueError(
-                    f"BatchNormalization expected more than 1 value per feature when training, "
-                    f"got input shape {x.shape} (use a larger batch, or train_flg=False)"
-                )
+            if m == 0:
+                raise ValueError(f"BatchNormalization got an empty batch (input shape {x.shape})")
             mean = x.mean(axis=axes, keepdims=True)
             xc = x - mean
             var = np.mean(xc * xc, axis=axes, keepdims=True)
+            unbiased = not self.book_statistics and m > 1
             self._update_running("running_mean", mean)
-            self._update_running("running_var", var * (m / (m - 1)))
+            self._update_running("running_var", var * (m / (m - 1)) if unbiased else var)
         else:
             mean, var = self.running_mean.reshape(shape), self.running_var.reshape(shape)
             xc = x - mean
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat = xc * inv_std
         self._cache = (xhat, inv_std, axes, shape, m, train_flg)
-        return self.gamma.reshape(shape) * xhat + self.beta.reshape(shape)
+        out = self.gamma.reshape(shape) * xhat + self.beta.reshape(shape)
+        return out.reshape(self._input_shape)
 
     def _update_running(self, name: str, batch_stat: np.ndarray) -> None:
         # in place: a network's or serializer's reference to the buffer stays valid
@@ -114,12 +126,13 @@ class BatchNormalization(Layer):
         Test: the statistics are constants, so dx = gamma / sqrt(var + eps) * dout.
         """
         xhat, inv_std, axes, shape, m, train_flg = self._cache
-        check_same_shape(self, dout, xhat.shape)
+        check_same_shape(self, dout, self._input_shape)
+        dout = dout.reshape(xhat.shape)
         # written in place: the network's grads dict and the optimizer hold these arrays
         np.sum(dout, axis=axes, out=self.grads["beta"])
         np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])
         scale = self.gamma.reshape(shape) * inv_std
         if not train_flg:
-            return scale * dout
+            return (scale * dout).reshape(self._input_shape)
         dbeta, dgamma = self.dbeta.reshape(shape), self.dgamma.reshape(shape)
-        return scale * (dout - (dbeta + xhat * dgamma) / m)
+        return (scale * (dout - (dbeta + xhat * dgamma) / m)).reshape(self._input_shape)

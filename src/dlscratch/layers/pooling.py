@@ -16,9 +16,10 @@ _MODES = ("max", "avg")
 class Pooling(Layer):
     """out[n, c, y, x] = max (or mean) of x[n, c] over the pool_h x pool_w window at (y, x).
 
-    x: (N, C, H, W). Returns (N, C, OH, OW), OH = (H + 2 pad - pool_h) / stride + 1
-    (likewise OW), which must be a whole number. The default stride is 2 (the book's
-    is 1), so Pooling(2, 2) halves height and width as in the book's SimpleConvNet.
+    x: (N, C, H, W). Returns (N, C, OH, OW), OH = floor((H + 2 pad - pool_h) / stride) + 1
+    (likewise OW): as in the book and torch, rows and columns that no whole window reaches
+    are left out (and get no gradient). The default stride is 2, as in the book's code, so
+    Pooling(2, 2) halves height and width.
 
     mode "max": the gradient of a window goes to its largest input; on ties to the first
     one in row-major order, and padding is -inf so it never wins (as torch's max_pool2d).
@@ -91,8 +92,12 @@ class Pooling(Layer):
         check_same_shape(self, dout, self._out_shape)
         N, C, H, W = self._x_shape
         pad, (out_h, out_w) = self.pad, self._out_shape[2:]
-        # stride == window size: the windows tile the input, each pixel is in exactly one
-        tiled = self.stride == self.pool_h == self.pool_w
+        # stride == window size and no leftover rows or columns: the windows tile the
+        # input, each pixel is in exactly one
+        tiled = self.stride == self.pool_h == self.pool_w and (out_h * self.stride, out_w * self.stride) == (
+            H + 2 * pad,
+            W + 2 * pad,
+        )
         dx = (np.empty if tiled else np.zeros)((N, C, H + 2 * pad, W + 2 * pad), dtype=self._dtype)
         for k, (i, j) in enumerate(self._offsets()):
             # the part of dout that offset k of each window receives

@@ -130,8 +130,8 @@ class DeepConvNet(Sequential):
     conv_param_1 ... conv_param_6 as in the book (3x3 filters; 16, 16, 32, 32, 64, 64 of
     them; the fourth padded by 2). Input (N, C, H, W), output (N, output_size).
     Keyword-only: seed, dtype, and two extras the book does not have: ``use_batchnorm``
-    puts a BatchNormalization (per channel) before every ReLU, and ``dropout_ratio`` sets
-    both dropouts (0 removes them).
+    puts a BatchNormalization (per channel) before every ReLU, ``dropout_ratio`` sets
+    both dropouts (0 removes them) and ``inverted_dropout`` makes them inverted (see Dropout).
     """
 
     # as the book's: 100 images at a time keep the 16 x 28 x 28 activations near 5 MB a
@@ -153,6 +153,7 @@ class DeepConvNet(Sequential):
         *,
         use_batchnorm: bool = False,
         dropout_ratio: float = 0.5,
+        inverted_dropout: bool = False,
         seed: Any = None,
         dtype: Any = np.float64,
     ) -> None:
@@ -169,6 +170,7 @@ class DeepConvNet(Sequential):
             "output_size": int(output_size),
             "use_batchnorm": bool(use_batchnorm),
             "dropout_ratio": float(dropout_ratio),
+            "inverted_dropout": bool(inverted_dropout),
             "dtype": dtype.name,
         }
 
@@ -178,7 +180,9 @@ class DeepConvNet(Sequential):
 
         def dropout(name: str) -> None:
             if dropout_ratio > 0:
-                layers[f"Dropout{name}"] = Dropout(dropout_ratio, seed=_child_seed(rng, seed))
+                layers[f"Dropout{name}"] = Dropout(
+                    dropout_ratio, inverted=inverted_dropout, seed=_child_seed(rng, seed)
+                )
 
         layers: OrderedDict[str, Any] = OrderedDict()
         for index, param in enumerate(conv_params, start=1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,8 +35,12 @@ class MultiLayerNetExtend(Sequential):
     ``dropout_ration``; ``dropout_ratio`` works too. Layers are named as in the book
     (Affine1, BatchNorm1, Activation_function1, Dropout1, ...), params W1 b1 gamma1 beta1 ...
     weight_init_std: a number, or 'relu'/'he' (sqrt(2/n)) or 'sigmoid'/'xavier' (sqrt(1/n)).
-    Keyword-only: seed (an int, a Generator, or None for np.random's global state), dtype.
+    Keyword-only: seed (an int, a Generator, or None for np.random's global state), dtype,
+    and inverted_dropout (Dropout's inverted form instead of the book's; see Dropout).
     """
+
+    # the layer classes it builds its batch norm and loss from (dlscratch.book swaps in the book's)
+    batch_norm_class: ClassVar[type[BatchNormalization]] = BatchNormalization
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class MultiLayerNetExtend(Sequential):
         use_batchnorm: bool = False,
         *,
         dropout_ratio: float | None = None,
+        inverted_dropout: bool = False,
         seed: Any = None,
         dtype: Any = np.float64,
     ) -> None:
@@ -68,6 +73,7 @@ class MultiLayerNetExtend(Sequential):
             "weight_decay_lambda": float(weight_decay_lambda),
             "use_dropout": bool(use_dropout),
             "dropout_ratio": float(ratio),
+            "inverted_dropout": bool(inverted_dropout),
             "use_batchnorm": bool(use_batchnorm),
             "dtype": dtype.name,
         }
@@ -80,12 +86,14 @@ class MultiLayerNetExtend(Sequential):
             if index == len(sizes) - 1:
                 break
             if use_batchnorm:
-                layers[f"BatchNorm{index}"] = BatchNormalization(
+                layers[f"BatchNorm{index}"] = self.batch_norm_class(
                     np.ones(fan_out, dtype), np.zeros(fan_out, dtype)
                 )
             layers[f"Activation_function{index}"] = ACTIVATIONS[activation]()
             if use_dropout:
-                layers[f"Dropout{index}"] = Dropout(ratio, seed=_child_seed(rng, seed))
+                layers[f"Dropout{index}"] = Dropout(
+                    ratio, inverted=inverted_dropout, seed=_child_seed(rng, seed)
+                )
         super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
         self.hidden_layer_num = len(sizes) - 2
 
@@ -121,7 +129,7 @@ class MultiLayerNet(MultiLayerNetExtend):
 
     def config(self) -> dict[str, Any]:
         settings = super().config()
-        for extension in ("use_dropout", "dropout_ratio", "use_batchnorm"):
+        for extension in ("use_dropout", "dropout_ratio", "inverted_dropout", "use_batchnorm"):
             del settings[extension]
         return settings
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class Sequential:
     finds every layer's cache.
     """
 
+    # the loss layer's class when none is given (dlscratch.book swaps in the book's)
+    loss_layer_class: ClassVar[type[SoftmaxWithLoss]] = SoftmaxWithLoss
+
     def __init__(
         self,
         layers: Iterable[Any] | Mapping[str, Any],
@@ -45,7 +49,7 @@ class Sequential:
         self.layers: OrderedDict[str, Any] = OrderedDict(_named(layers))
         if not self.layers:
             raise ValueError("Sequential needs at least one layer")
-        self.lastLayer = SoftmaxWithLoss() if last_layer is None else last_layer
+        self.lastLayer = self.loss_layer_class() if last_layer is None else last_layer
         self.weight_decay_lambda = float(weight_decay_lambda)
         if self.weight_decay_lambda < 0:
             raise ValueError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda}")
@@ -58,10 +62,6 @@ class Sequential:
             for name, array in layer_params.items():
                 self.params[f"{name}{weighted}"] = array
                 self._owners[f"{name}{weighted}"] = (layer, name)
-        first = next(iter(self.layers.values()))
-        if hasattr(first, "needs_input_grad"):
-            # the gradient with respect to the data is never used in training: skip its cost
-            first.needs_input_grad = False
         self._fused: dict[tuple[int, ...], ConvReluPool] = {}  # kept: forward leaves backward its switches
         self._fuse = False  # set while loss_and_gradient or accuracy runs predict
         self._steps: list[Any] = []  # what the last predict ran, for the backward pass
@@ -156,14 +156,20 @@ class Sequential:
         return {key: _numerical_gradient(loss_of_params, param) for key, param in self.params.items()}
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients of loss(x, t) by backpropagation, keyed like ``params``.
+        """Gradients of loss(x, t) by backpropagation, keyed like ``params``: new arrays.
 
-        The arrays are the layers' own gradient buffers, rewritten by the next call.
+        Each layer keeps its own, plain backpropagated gradient (``layers['Affine1'].dW``);
+        with weight decay the returned dW also holds lambda * W, as in the book.
         """
-        return self.loss_and_gradient(x, t)[1]
+        grads = self.loss_and_gradient(x, t)[1]
+        return {key: np.array(grad, copy=True) for key, grad in grads.items()}
 
     def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """One forward and one backward pass: the loss and the gradients (training mode)."""
+        """One forward and one backward pass: the loss and the gradients (training mode).
+
+        For training loops that use the gradients at once: the arrays are the layers' own
+        gradient buffers (or, with weight decay, dW + lambda * W), rewritten by the next call.
+        """
         self._fuse, self._steps = True, list(self.layers.values())
         with self._blas_policy():
             try:
@@ -171,14 +177,66 @@ class Sequential:
             finally:
                 self._fuse = False
             dout = self.lastLayer.backward(1)
-            for step in reversed(self._steps):  # the layers, or fused groups of them, predict ran
+            *later, first = reversed(self._steps)  # the layers, or fused groups of them, predict ran
+            for step in later:
                 dout = step.backward(dout)
+            # nobody needs the gradient with respect to the data: skip its cost where a layer can
+            getattr(first, "backward_params", first.backward)(dout)
         grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
         if self.weight_decay_lambda:
             for key, (layer, name) in self._owners.items():
                 if name == "W":
-                    grads[key] += self.weight_decay_lambda * layer.params["W"]
+                    grads[key] = grads[key] + self.weight_decay_lambda * layer.params["W"]
         return loss, grads
+
+    # the name the book's MultiLayerNet and MultiLayerNetExtend use (its TwoLayerNet and
+    # convolutional nets say lastLayer): both name the same layer
+    last_layer = property(
+        lambda self: self.lastLayer,
+        lambda self, layer: setattr(self, "lastLayer", layer),
+        doc="The loss layer (the book's name in MultiLayerNet; lastLayer elsewhere).",
+    )
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Save the network to file_name, as the book's save_params, in dlscratch's safe format.
+
+        Whatever the name says, the file is a dlscratch model file (dlscratch.save: arrays
+        and a JSON record, no pickle), which load_params and dlscratch.load read back.
+        """
+        from dlscratch.serialize import save
+
+        save(self, file_name)
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Load parameters saved by save_params, or the book's pretrained pickles, into this network.
+
+        file_name: a dlscratch model file (its params and buffers are copied in), or a
+        pickle of a dict name -> array such as the book's params.pkl and
+        deep_convnet_params.pkl, read by a restricted unpickler that rebuilds only arrays
+        and plain values and refuses anything else without running it. The arrays are
+        copied into this network's own (so optimizers and layers stay connected) and
+        converted to its dtype. ValueError when the file's arrays do not fit this network.
+        """
+        from dlscratch.nets.params_file import read_params
+        from dlscratch.serialize import network_arrays
+
+        arrays, targets = read_params(file_name), network_arrays(self)
+        # a pickle holds parameters only: buffers (BatchNormalization's statistics) may be absent
+        missing = sorted(name for name in targets.keys() - arrays.keys() if name.startswith("params/"))
+        unknown = sorted(arrays.keys() - targets.keys())
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"{', '.join(unknown)} not in this network"] if unknown else []
+        for name in sorted(arrays.keys() & targets.keys()):
+            if arrays[name].shape != targets[name].shape:
+                problems.append(f"{name} has shape {arrays[name].shape}, the network's {targets[name].shape}")
+            elif not np.all(np.isfinite(arrays[name])):
+                problems.append(f"{name} holds NaN or infinite values")
+        if problems:
+            raise ValueError(
+                f"{os.fspath(file_name)} does not fit this {type(self).__name__}: {'; '.join(problems)}"
+            )
+        for name, array in arrays.items():
+            targets[name][...] = array
 
     def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
         """The layers as a table: name, type, output shape and parameter count, then the total.

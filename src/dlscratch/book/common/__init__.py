@@ -1,0 +1,1 @@
+"""The book's ``common`` package on dlscratch (see dlscratch.book)."""

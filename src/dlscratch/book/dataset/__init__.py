@@ -1,0 +1,1 @@
+"""The book's ``dataset`` package on dlscratch (see dlscratch.book)."""
