@@ -93,7 +93,7 @@ def _included_sections() -> set[str]:
 
 def test_the_readme_has_the_sections_the_docs_include():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert _included_sections() == {"getting-started", "results", "performance"}
+    assert _included_sections() == {"getting-started", "install", "results", "performance"}
     for section in _included_sections():
         for end in ("start", "end"):
             marker = f"<!-- --8<-- [{end}:{section}] -->"
