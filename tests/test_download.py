@@ -162,7 +162,7 @@ def test_keyboard_interrupt_leaves_nothing(dest, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def read(self, size):
+        def read1(self, size):
             try:
                 return next(self.chunks)
             except StopIteration:

@@ -144,7 +144,7 @@ def test_offline_message(tmp_path):
 
 
 def test_malformed_local_file_is_named(data_dir):
-    (data_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\0\0\x08\x01\0\0\0\x05abc")
+    (data_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\0\0\x08\x01\0\0\0\x0aabc")  # 10 labels, 3 bytes
     with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz: .*file truncated"):
         load_mnist(data_dir=data_dir)
 

@@ -28,7 +28,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["IDX_DTYPES", "MAX_NDIM", "read_idx", "write_idx"]
+from dlscratch.files import open_regular_file
+
+__all__ = ["IDX_DTYPES", "MAX_NDIM", "read_idx", "read_idx_header", "write_idx"]
 
 #: IDX type code -> dtype of the items as stored in the file (big-endian).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -60,7 +62,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     stream is corrupt; a missing or unreadable file raises the usual ``OSError``.
     """
     path = Path(path)
-    with open(path, "rb") as raw:
+    with open_regular_file(path) as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
         stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
@@ -82,6 +84,24 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     _check_size(path, header_size + size, header_size + len(data))
     return _to_native(np.frombuffer(data, dtype=dtype).reshape(dims))
+
+
+def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype (native byte order) and dims an IDX file's header declares, reading nothing
+    more, so that files can be checked against each other before their data is read.
+
+    Raises as read_idx does for a malformed header; the data itself is not checked.
+    """
+    path = Path(path)
+    with open_regular_file(path) as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            dtype, dims = _read_header(stream, path)
+        except _GZIP_ERRORS as e:
+            raise ValueError(f"{path}: corrupt gzip data ({e})") from e
+    return dtype.newbyteorder("="), dims
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
