@@ -47,7 +47,8 @@ print(json.dumps({"outcome": outcome, "growth": (after - before) * scale}))
 
 
 def peak_growth(loader: str, path: Path) -> tuple[str, int]:
-    """(outcome, bytes) of calling loader ("module:function") on path in a fresh interpreter.
+    """(outcome, bytes) of calling loader ("module:function", a module of dlscratch or of
+    the tests folder) on path in a fresh interpreter.
 
     outcome is the exception's class name, or "returned"; bytes is how much the call raised
     the process's peak resident size.
@@ -55,8 +56,13 @@ def peak_growth(loader: str, path: Path) -> tuple[str, int]:
     module, function = loader.split(":")
     junk = path.with_name(path.name + ".junk")
     junk.write_bytes(b"not a file of any kind")
-    source = str(Path(__file__).parents[1] / "src")  # this checkout's dlscratch, as the tests import
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    # this checkout's dlscratch, as the tests import it, and the tests' own helper modules
+    folders = [
+        str(Path(__file__).parents[1] / "src"),
+        str(Path(__file__).parent),
+        os.environ.get("PYTHONPATH"),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, folders))}
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, module, function, str(path), str(junk)],
         capture_output=True,

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from peak_memory import assert_refused_within_memory
 from test_serialize import assert_same_arrays, model_parts, raw_archive, set_in
 
 from dlscratch import checkpoint as checkpoint_module
@@ -535,3 +536,30 @@ def test_state_dict_round_trip_continues_the_run():
     second.load_state_dict(first.state_dict())
     second.train()
     assert_same_run(second, straight)
+
+
+def test_a_resumed_run_checkpoints_with_the_seed_it_was_started_with(tmp_path):
+    """The sampler replay of a later checkpoint uses the original run's seed, not the one the
+    trainer it was restored into was built with."""
+    path = plain_checkpoint(tmp_path)
+    resumed = make_trainer(optimizer="Adam", sampling="shuffle", seed=999, iters=8)
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert load_checkpoint(save_checkpoint(tmp_path / "later.ckpt", resumed))["trainer"]["seed"] == 5
+
+
+@pytest.mark.parametrize("sampling", SAMPLING_MODES)
+def test_an_edited_sampler_is_refused_for_either_sampling(tmp_path, sampling):
+    trainer = make_trainer(sampling=sampling, iters=4)
+    trainer.train()
+    meta, arrays = model_parts(save_checkpoint(tmp_path / "good.ckpt", trainer))
+    meta["trainer"]["sampler"]["state"]["inc"] += 2
+    with pytest.raises(ValueError, match="the batch sampler is not where seed 5 puts it after 4 batches"):
+        load_checkpoint(raw_archive(tmp_path / "edited.ckpt", meta, arrays))
+
+
+def test_peak_memory_of_a_checkpoint_asking_for_a_huge_network(tmp_path):
+    meta, arrays = model_parts(plain_checkpoint(tmp_path))
+    meta["network"]["config"]["hidden_size"] = 10**9
+    path = raw_archive(tmp_path / "huge.ckpt", meta, arrays)
+    assert_refused_within_memory("dlscratch.checkpoint:load_checkpoint", path)

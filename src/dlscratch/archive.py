@@ -194,6 +194,8 @@ def _disjoint_members(
             raise ValueError(f"{short(name)} is compressed or encrypted; dlscratch stores arrays as they are")
         if info.compress_size != info.file_size:
             raise ValueError(f"{short(name)} claims {info.file_size} bytes but stores {info.compress_size}")
+        if not 0 <= info.header_offset < file_size:
+            raise ValueError(f"{short(name)} starts outside the file")
         file.seek(info.header_offset)
         header = file.read(_LOCAL_HEADER.size)
         if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":

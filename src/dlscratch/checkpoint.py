@@ -120,7 +120,7 @@ def restore_checkpoint(path: PathLike, trainer: Trainer) -> dict[str, Any]:
     try:
         trainer.load_state_dict(state)
     except ValueError as error:
-        raise ValueError(f"cannot restore {path} into this trainer: {error}") from None
+        raise ValueError(f"cannot restore {path}: {error}") from None
     copy_network_arrays(trainer.network, network_arrays(checkpoint["network"]))
     for key, generator in _layer_generators(trainer.network).items():
         generator.bit_generator.state = checkpoint["rng"]["layers"][key]

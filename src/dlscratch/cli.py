@@ -529,7 +529,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)})
             )
         try:
-            history = trainer.train()
+            # an overflow is reported once, by the trainer's guard, not as NumPy warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                history = trainer.train()
         except NonFiniteLossError as error:
             kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
             print(f"dlscratch: {error}{kept}", file=sys.stderr)

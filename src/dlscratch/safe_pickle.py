@@ -26,12 +26,14 @@ import math
 import os
 import pickle
 import pickletools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from dlscratch.files import read_regular_file
+from dlscratch.records import short as _short
 
 __all__ = ["load_pickle"]
 
@@ -96,9 +98,12 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
     """
     data = read_regular_file(path)
     try:
-        _scan(data)
-        unpickler = _RestrictedUnpickler(data)
-        return _resolve(unpickler.load(), {})
+        with warnings.catch_warnings():
+            # protocol 0 strings go through codecs.escape_decode, which warns of odd escapes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _scan(data)
+            loaded = _RestrictedUnpickler(data).load()
+        return _resolve(loaded, {})
     except _RefusedError as error:
         raise ValueError(
             f"cannot load {os.fspath(path)}: {error}; only NumPy arrays, dtypes, dicts, lists, tuples, "
@@ -321,8 +326,3 @@ def _resolve(value: Any, done: dict[int, Any]) -> Any:
         return value
     # the machine can only have built the types above; anything else is a stand-in misused
     raise _RefusedError(f"it builds a {type(value).__name__}")
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
