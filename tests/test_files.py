@@ -92,3 +92,8 @@ def test_a_folder_lock_dies_with_its_process(tmp_path):
         holder.wait()
     with lock_folder(tmp_path):  # a killed holder holds nothing
         pass
+
+
+def test_writing_into_a_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no such folder to write into: '.*absent'$"):
+        write_atomically(tmp_path / "absent" / "model.npz", lambda file: file.write(b"x"))

@@ -608,3 +608,11 @@ def test_a_fifo_is_refused_at_once(tmp_path):
         [sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=60
     )
     assert "ValueError" in result.stderr and "is not a regular file" in result.stderr
+
+
+def test_save_refuses_a_last_layer_load_would_refuse(tmp_path):
+    with pytest.raises(
+        ValueError, match="the last layer must be a loss layer such as SoftmaxWithLoss, got Relu"
+    ):
+        save(Sequential([Affine(np.ones((2, 2)), np.zeros(2))], Relu()), tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []

@@ -294,6 +294,7 @@ def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
 
 
 def _construct_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
+    """The network of the --model options, refusing options that model does not take."""
     unsupported = {
         "--weight-decay": args.weight_decay and args.model != "mlp",
         "--dropout": args.dropout is not None and args.model not in ("mlp", "deep-convnet"),

@@ -46,9 +46,12 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], 
     """
     path = Path(path)
     mode = _file_mode(path)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent
+        )
+    except FileNotFoundError:  # name the folder the user gave, not the temporary file
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(path.parent)) from None
     try:
         with os.fdopen(descriptor, "wb") as file:
             write(file)

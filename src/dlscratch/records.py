@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["as_json_text", "choice", "field", "integer", "number", "short", "to_json_data"]
+__all__ = ["as_json_text", "choice", "field", "integer", "number", "or_none", "short", "to_json_data"]
+
+T = TypeVar("T")
 
 #: the largest counter a record may hold: what an int64 array or index can represent
 MAX_COUNT = 2**63 - 1
@@ -70,6 +72,13 @@ def choice(mapping: Any, key: str, choices: Collection[str], where: str) -> str:
     if value not in choices:
         raise ValueError(f"{where}: {key} {short(value)} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def or_none(read: Callable[..., T], mapping: Any, key: str, where: str, **limits: Any) -> T | None:
+    """read(mapping, key, where, **limits), or None when the value is null; the key must be there."""
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ValueError(f"{where} has no {key!r}")
+    return None if mapping[key] is None else read(mapping, key, where, **limits)
 
 
 def _json_default(value: Any) -> Any:

@@ -134,7 +134,8 @@ def network_description(network: Sequential) -> dict[str, Any]:
 
 
 def _check_layers_exported(network: Sequential) -> None:
-    """ValueError unless every layer of a plain Sequential can be rebuilt by its type name."""
+    """ValueError unless every layer of a plain Sequential can be rebuilt by its type name,
+    and its last layer is a loss layer (load refuses anything else)."""
     named = [*network.layers.items(), ("lastLayer", network.lastLayer)]
     for name, layer in named:
         if exported_class(layers_module, type(layer).__name__, Layer) is not type(layer):
@@ -142,6 +143,12 @@ def _check_layers_exported(network: Sequential) -> None:
                 f"cannot save layer {name!r}: {type(layer).__name__} is not a layer dlscratch.layers "
                 "exports, so it could not be rebuilt"
             )
+    _check_loss_layer(type(network.lastLayer))
+
+
+def _check_loss_layer(cls: type) -> None:
+    if cls.__module__ != loss_module.__name__:
+        raise ValueError(f"the last layer must be a loss layer such as SoftmaxWithLoss, got {cls.__name__}")
 
 
 def _param_layers(network: Sequential) -> dict[str, list[str]]:
@@ -280,10 +287,7 @@ def _sequential_from(
             **field(spec, "config", dict, f"layer {name!r}"),
         )
     last_class = _layer_class(last_type)
-    if last_class.__module__ != loss_module.__name__:
-        raise ValueError(
-            f"the last layer must be a loss layer such as SoftmaxWithLoss, got {short(last_type)}"
-        )
+    _check_loss_layer(last_class)
     last_layer = build("the last layer", last_class)
     return build("a Sequential", Sequential, layers, last_layer, weight_decay_lambda=weight_decay)
 

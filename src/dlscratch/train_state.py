@@ -34,7 +34,7 @@ import numpy as np
 from dlscratch import optim as optim_module
 from dlscratch._threads import split_count
 from dlscratch.optim import Optimizer
-from dlscratch.records import choice, field, integer, number, short
+from dlscratch.records import choice, field, integer, number, or_none, short
 
 __all__ = [
     "SAMPLING_MODES",
@@ -134,13 +134,9 @@ def check_state(state: Any, params: dict[str, np.ndarray]) -> dict[str, Any]:
     }
     checked["batch_size"] = integer(state, "batch_size", where, minimum=1, maximum=checked["train_size"])
     checked["current_iter"] = integer(state, "current_iter", where, maximum=checked["max_iter"])
-    checked["input_scale"] = _optional(
-        state, "input_scale", where, lambda: number(state, "input_scale", where, 0)
-    )
-    checked["evaluation_samples"] = _optional(
-        state, "evaluation_samples", where, lambda: integer(state, "evaluation_samples", where, minimum=1)
-    )
-    checked["seed"] = _optional(state, "seed", where, lambda: integer(state, "seed", where))
+    checked["input_scale"] = or_none(number, state, "input_scale", where, minimum=0)
+    checked["evaluation_samples"] = or_none(integer, state, "evaluation_samples", where, minimum=1)
+    checked["seed"] = or_none(integer, state, "seed", where, maximum=2**256)  # any seed default_rng takes
     checked["sampler"] = _sampler_state(state)
     checked["order"] = _order(state, checked)
     checked["history"] = History.from_dict(_history(field(state, "history", dict, where), checked))
@@ -159,12 +155,6 @@ def check_state(state: Any, params: dict[str, np.ndarray]) -> dict[str, Any]:
                 f"{checked['current_iter']} batches (the state was edited, or belongs to another run)"
             )
     return checked
-
-
-def _optional(state: Any, key: str, where: str, read: Any) -> Any:
-    if not isinstance(state, dict) or key not in state:
-        raise ValueError(f"{where} has no {key!r}")
-    return None if state[key] is None else read()
 
 
 def _sampler_state(state: dict[str, Any]) -> Any:
