@@ -36,6 +36,9 @@ class Route:
     stall_after: int | None = None
     location: str | None = None
     barrier: threading.Barrier | None = None
+    trickle: float = 0.0
+    endless: bool = False
+    send_length: bool = True
 
 
 class LocalServer:
@@ -99,8 +102,20 @@ def _answer(handler: BaseHTTPRequestHandler, route: Route, stop: threading.Event
     if route.location is not None:
         handler.send_header("Location", route.location)
     length = len(route.body) if route.content_length is None else route.content_length
-    handler.send_header("Content-Length", str(length))
+    if route.send_length:
+        handler.send_header("Content-Length", str(length))
     handler.end_headers()
+    if route.endless:
+        while not stop.is_set():
+            handler.wfile.write(route.body)
+        return
+    if route.trickle:
+        for byte in route.body:
+            if stop.wait(route.trickle):
+                return
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        return
     if route.stall_after is not None:
         handler.wfile.write(route.body[: route.stall_after])
         handler.wfile.flush()

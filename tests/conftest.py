@@ -1,4 +1,11 @@
-"""Shared fixtures: a seeded generator and the optional PyTorch oracle."""
+"""Shared fixtures: a seeded generator and the optional PyTorch oracle; the fuzz profile.
+
+Fuzz tests take their example count from a Hypothesis profile chosen by the environment:
+DLSCRATCH_FUZZ_PROFILE=ci (the default: a quick run) or thorough (20,000 examples per test,
+or DLSCRATCH_FUZZ_EXAMPLES of them), for example
+
+    DLSCRATCH_FUZZ_PROFILE=thorough python -m pytest -q tests/test_fuzz_*.py
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,22 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Deterministic (the same examples every run, no example database) and without deadlines:
+# a fuzz test's time is its examples' count, not a per-example bound on a shared machine.
+# Fuzz tests share one scratch file per test, rewritten by each example, hence the check.
+_FUZZ = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=100, **_FUZZ)
+settings.register_profile(
+    "thorough", max_examples=int(os.environ.get("DLSCRATCH_FUZZ_EXAMPLES", "20000")), **_FUZZ
+)
+settings.load_profile(os.environ.get("DLSCRATCH_FUZZ_PROFILE", "ci"))
 
 
 @pytest.fixture

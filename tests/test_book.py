@@ -144,7 +144,9 @@ def test_the_books_trainer_takes_the_books_adam_by_name(rng):
     from dlscratch.book.common.trainer import Trainer
 
     net, x, t = _tiny_net_and_data(rng)
-    trainer = Trainer(net, x, t, x, t, optimizer="Adam", optimizer_param={"lr": 0.1}, verbose=False)
+    trainer = Trainer(
+        net, x, t, x, t, mini_batch_size=20, optimizer="Adam", optimizer_param={"lr": 0.1}, verbose=False
+    )
     assert type(trainer.optimizer) is Adam and trainer.optimizer.lr == 0.1
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from peak_memory import assert_refused_within_memory
 from test_serialize import assert_same_arrays, model_parts, raw_archive, set_in
 
 from dlscratch import checkpoint as checkpoint_module
@@ -17,7 +18,7 @@ from dlscratch.layers import Affine, BatchNormalization, Dropout, Relu
 from dlscratch.nets import MultiLayerNetExtend, Sequential, TwoLayerNet
 from dlscratch.optim import Adam
 from dlscratch.serialize import load, save
-from dlscratch.train import SAMPLING_MODES, History, Trainer
+from dlscratch.train import SAMPLING_MODES, History, ResumeWarning, Trainer
 
 ITERS, STOP = 30, 13
 OPTIMIZERS = {"SGD": {"lr": 0.1}, "Momentum": {"lr": 0.1}, "Adam": {"lr": 0.01}}
@@ -269,7 +270,7 @@ def test_extra_must_be_json(tmp_path):
 def test_trainer_with_an_unknown_rng_is_refused(tmp_path):
     trainer = make_trainer()
     trainer.rng = np.random.RandomState(0)
-    with pytest.raises(ValueError, match="cannot checkpoint a trainer whose rng is a RandomState"):
+    with pytest.raises(ValueError, match="cannot save the state of a trainer whose rng is a RandomState"):
         save_checkpoint(tmp_path / "run.ckpt", trainer)
 
 
@@ -291,12 +292,12 @@ def test_trainer_with_an_unknown_rng_is_refused(tmp_path):
             {"network": Sequential([Affine(np.ones((4, 3)), np.zeros(3))])},
             "the network is 'TwoLayerNet' in the checkpoint, 'Sequential' here",
         ),
-        ({"optimizer": "Adam"}, "the optimizer is 'SGD' in the checkpoint, 'Adam' here"),
-        ({"mini_batch_size": 5}, "batch_size is 7 in the checkpoint, 5 here"),
-        ({"sampling": "shuffle"}, "sampling is 'replacement' in the checkpoint, 'shuffle' here"),
+        ({"optimizer": "Adam"}, "the optimizer is 'SGD' in the saved state, 'Adam' here"),
+        ({"mini_batch_size": 5}, "batch_size is 7 in the saved state, 5 here"),
+        ({"sampling": "shuffle"}, "sampling is 'replacement' in the saved state, 'shuffle' here"),
         (
             {"seed": None},
-            r"'a PCG64 generator \(an int seed\)' in the checkpoint, \"np.random's global state",
+            r"'a PCG64 generator \(an int seed\)' in the saved state, \"np.random's global state",
         ),
         ({"seed": np.random.Generator(np.random.MT19937(0))}, "'a MT19937 generator"),
     ],
@@ -322,57 +323,243 @@ def tamper_with(meta: dict, arrays: dict, keys: tuple, value: Any) -> None:
         set_in(meta, keys, value)
 
 
+def nan_like(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.zeros(shape)
+    array.flat[1] = np.nan
+    return array
+
+
+# a run of 3 iterations of 7 samples out of 20: evaluations at iterations 0 and 3
 TAMPERINGS = {
-    "optimizer type": (("optimizer", "type"), "Popen", "unknown optimizer 'Popen'"),
-    "base optimizer": (("optimizer", "type"), "Optimizer", "unknown optimizer 'Optimizer'"),
-    "learning rate": (("optimizer", "hyperparameters", "lr"), -1.0, "cannot rebuild the Adam optimizer"),
+    "optimizer type": (("trainer", "optimizer", "type"), "Popen", "unknown optimizer 'Popen'"),
+    "base optimizer": (("trainer", "optimizer", "type"), "Optimizer", "unknown optimizer 'Optimizer'"),
+    "learning rate": (
+        ("trainer", "optimizer", "hyperparameters", "lr"),
+        -1.0,
+        "cannot rebuild the Adam optimizer",
+    ),
+    "learning rate inf": (("trainer", "optimizer", "hyperparameters", "lr"), float("inf"), "finite number"),
     "hyperparameter": (
-        ("optimizer", "hyperparameters", "update"),
+        ("trainer", "optimizer", "hyperparameters", "update"),
         1.0,
         "unexpected keyword argument 'update'",
     ),
-    "step count": (("optimizer", "step_count"), -2, "step_count must be >= 0"),
-    "slot shape": (("arrays", "optimizer/slots/m/W1"), np.zeros((2, 2)), r"slot m/W1 is float64\(2, 2\)"),
+    "step count": (("trainer", "optimizer", "step_count"), -2, "step_count must be the run's 3 iterations"),
+    "slot shape": (
+        ("arrays", "trainer/optimizer/slots/m/W1"),
+        np.zeros((2, 2)),
+        r"slot m/W1 is float64\(2, 2\)",
+    ),
+    "slot NaN": (("arrays", "trainer/optimizer/slots/m/W1"), nan_like("m", (4, 6)), "slot m/W1 holds NaN"),
+    "negative second moment": (
+        ("arrays", "trainer/optimizer/slots/v/W1"),
+        -np.ones((4, 6)),
+        "impossible for a sum of squares",
+    ),
     "slot of no parameter": (
-        ("optimizer", "slots", "m", "W9"),
-        {"__array__": "optimizer/slots/m/W1"},
+        ("trainer", "optimizer", "slots", "m", "W9"),
+        {"__array__": "trainer/optimizer/slots/m/W1"},
         "refers to an array it does not hold",
     ),
-    "dangling reference": (("optimizer", "slots", "m", "W1"), {"__array__": "nowhere"}, "'nowhere'"),
+    "dangling reference": (
+        ("trainer", "optimizer", "slots", "m", "W1"),
+        {"__array__": "nowhere"},
+        "'nowhere'",
+    ),
     "unreferenced array": (
         ("arrays", "optimizer/spare"),
         np.ones(2),
         r"nothing in the record refers to: \['optimizer/spare'\]",
     ),
-    "bit generator": (("rng", "sampler", "bit_generator"), "os.system", "unknown bit generator 'os.system'"),
-    "generator state": (("rng", "sampler", "state"), {"state": "x"}, "damaged file"),
+    "weights NaN": (("arrays", "params/W1"), nan_like("W1", (4, 6)), "params/W1 holds NaN"),
+    "bit generator": (
+        ("trainer", "sampler", "bit_generator"),
+        "os.system",
+        "unknown bit generator 'os.system'",
+    ),
+    "generator state": (
+        ("trainer", "sampler", "state"),
+        {"state": "x"},
+        "a PCG64 generator state that NumPy refuses",
+    ),
+    "sampler edited": (
+        ("trainer", "sampler", "state", "state"),
+        12345,
+        "the batch sampler is not where seed 5",
+    ),
+    "seed edited": (("trainer", "seed"), 6, "the batch sampler is not where seed 6"),
     "layer generator": (
         ("rng", "layers", "Dropout1/_rng"),
         {"bit_generator": "eval"},
         "unknown bit generator 'eval'",
     ),
     "global state": (("rng", "global", "state", "pos"), "x", "damaged file"),
-    "sampling": (("trainer", "sampling"), "sideways", "unknown sampling 'sideways'"),
-    "counts": (("trainer", "batch_size"), 0, "impossible counts"),
+    "no global state": (
+        ("rng", "global"),
+        None,
+        r"nothing in the record refers to: \['rng/global/state/key'\]",
+    ),
+    "sampling": (("trainer", "sampling"), "sideways", "sampling 'sideways' is not one of"),
+    "batch size zero": (("trainer", "batch_size"), 0, "'batch_size' between 1 and 20"),
+    "batch larger than the data": (("trainer", "batch_size"), 21, "'batch_size' between 1 and 20"),
+    "current_iter moved back": (
+        ("trainer", "current_iter"),
+        1,
+        "records 3 losses but the run is at iteration 1",
+    ),
+    "current_iter past the end": (("trainer", "current_iter"), 30, "'current_iter' between 0 and 3"),
+    "current_iter as text": (("trainer", "current_iter"), "3", "'current_iter' as int"),
+    "max_iter": (("trainer", "max_iter"), 2**70, "'max_iter' between 1 and"),
+    "missing counter": (("trainer", "train_size"), None, "'train_size' as int"),
     "order": (
         ("arrays", "trainer/order"),
         np.arange(20)[::-1] % 7,
         "not a permutation of the 20 training samples",
     ),
     "order dtype": (("arrays", "trainer/order"), np.ones(20), "1-D integer array"),
-    "history": (("history", "train_loss"), ["nan"], r"history.train_loss must hold numbers"),
-    "history fields": (("history", "colour"), [], "exactly the fields"),
+    "order missing mid-epoch": (("arrays", "trainer/order"), np.arange(0), "its order is missing"),
+    "history": (
+        ("trainer", "history", "train_loss"),
+        ["nan"],
+        r"history.train_loss must hold finite numbers",
+    ),
+    "history loss NaN": (("trainer", "history", "train_loss"), [0.5, float("nan"), 1.0], "finite numbers"),
+    "history shorter": (
+        ("trainer", "history", "train_loss"),
+        [0.5],
+        "records 1 losses but the run is at iteration 3",
+    ),
+    "history fields": (("trainer", "history", "colour"), [], "exactly the fields"),
+    "history epochs": (("trainer", "history", "epochs"), [0, 9], "do not follow from its iterations"),
+    "history iterations": (("trainer", "history", "iterations"), [0, 4], "rise from 0 to at most 3"),
+    "history accuracy": (("trainer", "history", "test_acc"), [0.1, 1.5], "between 0 and 1"),
+    "history lengths": (("trainer", "history", "test_acc"), [0.1], "of one length"),
+    "history seconds": (("trainer", "history", "seconds"), -1.0, "seconds must be a number >= 0"),
+    "no trainer": (("trainer",), None, "needs 'trainer' as dict"),
+    "threads": (("trainer", "threads"), 0, "'threads' between 1 and"),
 }
+
+
+def dropout_checkpoint(tmp_path: Path) -> Path:
+    trainer = seeded_dropout_trainer(iters=3)
+    trainer.train()
+    return save_checkpoint(tmp_path / "good.ckpt", trainer)
+
+
+def plain_checkpoint(tmp_path: Path) -> Path:
+    trainer = make_trainer(optimizer="Adam", sampling="shuffle", iters=3)
+    trainer.train()
+    return save_checkpoint(tmp_path / "good.ckpt", trainer)
 
 
 @pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
 def test_tampered_checkpoint_is_refused(tmp_path, tamper):
     keys, value, match = tamper
-    trainer = make_trainer(optimizer="Adam", sampling="shuffle", iters=3)
-    trainer.train()
-    meta, arrays = model_parts(save_checkpoint(tmp_path / "good.ckpt", trainer))
+    good = dropout_checkpoint(tmp_path) if keys[:2] == ("rng", "layers") else plain_checkpoint(tmp_path)
+    meta, arrays = model_parts(good)
     tamper_with(meta, arrays, keys, value)
     path = raw_archive(tmp_path / "tampered.ckpt", meta, arrays)
     with pytest.raises(ValueError, match=match) as refused:
         load_checkpoint(path)
     assert str(path) in str(refused.value)
+
+
+def test_the_tampering_base_loads(tmp_path):
+    """The tamperings above start from checkpoints that load, so each refusal is the tampering's."""
+    for good in (plain_checkpoint(tmp_path), dropout_checkpoint(tmp_path)):
+        meta, arrays = model_parts(good)
+        assert (
+            load_checkpoint(raw_archive(tmp_path / "copy.ckpt", meta, arrays))["trainer"]["current_iter"] == 3
+        )
+
+
+def test_a_version_1_checkpoint_is_refused_by_name(tmp_path):
+    meta, arrays = model_parts(plain_checkpoint(tmp_path))
+    meta["version"] = 1
+    with pytest.raises(
+        ValueError, match="dlscratch-checkpoint version 1 is not the version this dlscratch reads, 2"
+    ):
+        load_checkpoint(raw_archive(tmp_path / "old.ckpt", meta, arrays))
+
+
+# ---------------------------------------------------------------- continuing elsewhere
+
+
+def restored_with(tmp_path: Path, keys: tuple, value: Any, trainer: Trainer) -> None:
+    """restore_checkpoint of a 3-iteration Adam run, the record edited at keys, into trainer."""
+    meta, arrays = model_parts(plain_checkpoint(tmp_path))
+    set_in(meta, keys, value)
+    restore_checkpoint(raw_archive(tmp_path / "edited.ckpt", meta, arrays), trainer)
+
+
+def test_restore_refuses_an_edited_learning_rate(tmp_path):
+    trainer = make_trainer(optimizer="Adam", sampling="shuffle")
+    with pytest.raises(ValueError, match=r"the optimizer's lr is 0\.5 in the saved state, 0\.01 here"):
+        restored_with(tmp_path, ("trainer", "optimizer", "hyperparameters", "lr"), 0.5, trainer)
+    assert trainer.current_iter == 0
+
+
+def test_restore_refuses_other_data(tmp_path):
+    path = plain_checkpoint(tmp_path)
+    x, t, x_test, t_test = tiny_data()
+    x = x.copy()
+    x[0, 0] += 1  # one value of one sample: another data set
+    trainer = Trainer(
+        TwoLayerNet(4, 6, 3, weight_init_std=0.5, seed=0), x, t, x_test, t_test,
+        mini_batch_size=7, iters=ITERS, optimizer="Adam", optimizer_param=OPTIMIZERS["Adam"],
+        verbose=False, sampling="shuffle", seed=5,
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"the training and test data \(fingerprint\) is '[0-9a-f]+' in the saved"
+    ):
+        restore_checkpoint(path, trainer)
+    assert trainer.current_iter == 0
+
+
+def test_restore_on_another_thread_split_warns(tmp_path):
+    trainer = make_trainer(optimizer="Adam", sampling="shuffle")
+    with pytest.warns(ResumeWarning, match="used 64 thread.* not be bit-identical"):
+        restored_with(tmp_path, ("trainer", "threads"), 64, trainer)
+    assert trainer.current_iter == 3
+
+
+def test_state_dict_round_trip_continues_the_run():
+    """Trainer.state_dict()/load_state_dict() alone (no file) continue a run as a checkpoint does."""
+    straight = make_trainer(optimizer="Adam", sampling="shuffle")
+    straight.train()
+    first = make_trainer(optimizer="Adam", sampling="shuffle", callbacks=[interrupt_at(STOP)])
+    with pytest.raises(SimulatedCrashError):
+        first.train()
+    second = make_trainer(optimizer="Adam", sampling="shuffle", network=TwoLayerNet(4, 6, 3, 0.5, seed=9))
+    for key, array in first.network.params.items():
+        second.network.params[key][...] = array
+    second.load_state_dict(first.state_dict())
+    second.train()
+    assert_same_run(second, straight)
+
+
+def test_a_resumed_run_checkpoints_with_the_seed_it_was_started_with(tmp_path):
+    """The sampler replay of a later checkpoint uses the original run's seed, not the one the
+    trainer it was restored into was built with."""
+    path = plain_checkpoint(tmp_path)
+    resumed = make_trainer(optimizer="Adam", sampling="shuffle", seed=999, iters=8)
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert load_checkpoint(save_checkpoint(tmp_path / "later.ckpt", resumed))["trainer"]["seed"] == 5
+
+
+@pytest.mark.parametrize("sampling", SAMPLING_MODES)
+def test_an_edited_sampler_is_refused_for_either_sampling(tmp_path, sampling):
+    trainer = make_trainer(sampling=sampling, iters=4)
+    trainer.train()
+    meta, arrays = model_parts(save_checkpoint(tmp_path / "good.ckpt", trainer))
+    meta["trainer"]["sampler"]["state"]["inc"] += 2
+    with pytest.raises(ValueError, match="the batch sampler is not where seed 5 puts it after 4 batches"):
+        load_checkpoint(raw_archive(tmp_path / "edited.ckpt", meta, arrays))
+
+
+def test_peak_memory_of_a_checkpoint_asking_for_a_huge_network(tmp_path):
+    meta, arrays = model_parts(plain_checkpoint(tmp_path))
+    meta["network"]["config"]["hidden_size"] = 10**9
+    path = raw_archive(tmp_path / "huge.ckpt", meta, arrays)
+    assert_refused_within_memory("dlscratch.checkpoint:load_checkpoint", path)

@@ -186,7 +186,13 @@ def _signature_under_heading(page: str, identifier: str) -> str | None:
 @pytest.mark.slow
 def test_the_api_reference_shows_every_constructor_with_its_parameters(site):
     folder, _ = site
-    classes = [(page, identifier, obj) for page, identifier, obj in _api_entries() if inspect.isclass(obj)]
+    classes = [
+        (page, identifier, obj)
+        for page, identifier, obj in _api_entries()
+        # a warning or error that only names itself has Python's constructor, not one of its own
+        if inspect.isclass(obj)
+        and any("__init__" in vars(k) for k in obj.__mro__ if k.__module__.startswith("dlscratch"))
+    ]
     assert len(classes) > 20
     for page, identifier, cls in classes:
         signature = _signature_under_heading(_page(folder, f"api/{page}"), identifier)

@@ -4,6 +4,7 @@ writes, nothing half-written left behind, and load_mnist end to end."""
 import dataclasses
 import hashlib
 import multiprocessing
+import os
 import threading
 import time
 
@@ -162,7 +163,7 @@ def test_keyboard_interrupt_leaves_nothing(dest, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def read(self, size):
+        def read1(self, size):
             try:
                 return next(self.chunks)
             except StopIteration:
@@ -230,3 +231,57 @@ def test_load_mnist_all_mirrors_fail(server, tmp_path, monkeypatch):
         assert text in message
     assert info.value.folder == folder and len(info.value.missing) == 4
     _assert_only(folder)
+
+
+# ---------------------------------------------------------------- limits: size, deadline, leftovers
+
+
+def test_an_endless_body_is_cut_at_the_files_size(server, dest):
+    """A body that never ends (no Content-Length, the connection never closes) is abandoned
+    once it passes the file's size; the next mirror delivers."""
+    endless = _serve(server, "a", body=BODY, endless=True, send_length=False)
+    server.routes["/b/" + NAME] = Route(body=BODY)
+    path = _download(dest, [endless, server.url("b/")], max_bytes=len(BODY))
+    assert path.read_bytes() == BODY
+    assert server.requests == [f"/a/{NAME}", f"/b/{NAME}"]
+    _assert_only(dest, NAME)
+
+
+def test_a_body_larger_than_the_file_is_refused(server, dest):
+    mirror = _serve(server, "a", body=BODY + b"x", send_length=False)
+    with pytest.raises(DownloadError) as info:
+        _download(dest, [mirror], max_bytes=len(BODY))
+    assert "too large" in info.value.failures[0][1]
+    _assert_only(dest)
+
+
+def test_an_announced_size_beyond_the_cap_is_refused_unread(server, dest):
+    mirror = _serve(server, "a", body=BODY, content_length=10**12)
+    with pytest.raises(DownloadError) as info:
+        _download(dest, [mirror], max_bytes=len(BODY))
+    assert "too large" in info.value.failures[0][1]
+    _assert_only(dest)
+
+
+def test_a_trickle_is_stopped_at_the_deadline(server, dest):
+    """One byte every 0.2 s never trips the per-read timeout (0.5 s); the deadline ends it."""
+    mirror = _serve(server, "a", body=BODY, trickle=0.2)
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        _download(dest, [mirror], deadline=1.0)
+    assert "not complete after 1 s (the deadline)" in info.value.failures[0][1]
+    assert time.monotonic() - started < 10
+    _assert_only(dest)
+
+
+def test_a_killed_downloads_temporary_file_is_removed(server, dest):
+    dest.mkdir()
+    dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    abandoned = dest / f".{NAME}.{dead.pid}.0badc0de.part"  # as a process killed mid-download leaves it
+    alive = dest / f".{NAME}.{os.getpid()}.12345678.part"  # a download in progress in this process
+    abandoned.write_bytes(b"half")
+    alive.write_bytes(b"half")
+    _download(dest, [_serve(server, "a", body=BODY)])
+    assert not abandoned.exists() and alive.exists()

@@ -8,20 +8,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dlscratch.datasets import read_idx, write_idx
 from dlscratch.datasets.idx import IDX_DTYPES, MAX_NDIM
 
-# Deterministic (the same examples every run) and quick: the whole file runs in seconds.
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+# Example counts come from the Hypothesis profile (tests/conftest.py: DLSCRATCH_FUZZ_PROFILE).
 
 
 @pytest.fixture
@@ -39,7 +32,6 @@ def _load_or_valueerror(path):
         return None
 
 
-@FUZZ
 @given(data=st.binary(max_size=300), gzip_magic=st.booleans())
 def test_random_bytes(scratch, data, gzip_magic):
     # Half the inputs start like gzip, so the gzip branch gets fuzzed too.
@@ -47,14 +39,12 @@ def test_random_bytes(scratch, data, gzip_magic):
     _load_or_valueerror(scratch)
 
 
-@FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_gzip_payload(scratch, data):
     scratch.write_bytes(gzip.compress(data))
     _load_or_valueerror(scratch)
 
 
-@FUZZ
 @given(
     code=st.sampled_from([*IDX_DTYPES, 0x00, 0x07, 0x0A, 0xFF]),
     dims=st.lists(st.integers(0, 6), max_size=MAX_NDIM + 2),
@@ -74,7 +64,6 @@ def test_random_headers(scratch, code, dims, extra, compress):
         assert array.shape == tuple(dims) and array.dtype == IDX_DTYPES[code].newbyteorder("=")
 
 
-@FUZZ
 @given(
     dims=st.lists(st.integers(2**20, 2**32 - 1), min_size=1, max_size=MAX_NDIM),
     code=st.sampled_from(list(IDX_DTYPES)),

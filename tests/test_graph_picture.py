@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -166,3 +167,19 @@ def test_the_picture_in_the_docs_is_what_the_code_draws():
     """Regenerate with: python -m dlscratch.graph_picture --out docs/images/apple-orange.svg"""
     graph = ComputationalGraph(apple_orange_example(), title="the apple-orange example of chapter 5")
     assert DOCS_PICTURE.read_text(encoding="utf-8") == graph.to_svg()
+
+
+def test_a_failed_svg_write_leaves_the_old_picture_whole(tmp_path, monkeypatch):
+    """The SVG goes through a temporary file and a rename, like every other write: a full
+    disk leaves the old picture as it was, not a truncated one."""
+    path = tmp_path / "graph.svg"
+    path.write_text("<svg>old</svg>")
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ComputationalGraph(apple_orange_example()).save(path)
+    assert path.read_text() == "<svg>old</svg>"
+    assert os.listdir(tmp_path) == ["graph.svg"]

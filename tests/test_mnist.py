@@ -2,12 +2,16 @@
 for, the message when they are missing, and the real Fashion-MNIST when installed."""
 
 import dataclasses
+import gzip
+import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _http import unreachable_url, write_fake_mnist
+from peak_memory import assert_refused_within_memory
 
 from dlscratch.datasets import (
     DATASETS,
@@ -144,7 +148,7 @@ def test_offline_message(tmp_path):
 
 
 def test_malformed_local_file_is_named(data_dir):
-    (data_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\0\0\x08\x01\0\0\0\x05abc")
+    (data_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\0\0\x08\x01\0\0\0\x0aabc")  # 10 labels, 3 bytes
     with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz: .*file truncated"):
         load_mnist(data_dir=data_dir)
 
@@ -164,3 +168,37 @@ def test_real_fashion_mnist():
         assert t.dtype == np.int64 and t.min() == 0 and t.max() == 9
     assert np.bincount(t_train).tolist() == [6000] * 10
     assert np.bincount(t_test).tolist() == [1000] * 10
+
+
+def load_folder(folder: Path) -> None:
+    """load_mnist on one folder, offline: what the peak-memory child process runs."""
+    load_mnist(data_dir=folder, download=False)
+
+
+def gzip_idx(path: Path, code: int, dims: tuple[int, ...]) -> Path:
+    """A gzip IDX file of zeros with a truthful header: tiny on disk, dims' product in memory."""
+    with gzip.GzipFile(path, "wb", mtime=0) as file:
+        file.write(struct.pack(f">2xBB{len(dims)}I", code, len(dims), *dims))
+        left = math.prod(dims)
+        while left:
+            file.write(bytes(min(left, 1 << 22)))
+            left -= min(left, 1 << 22)
+    return path
+
+
+def test_counts_are_compared_before_the_data_is_read(tmp_path, data_dir):
+    """An images file of 200,000 blank images (160 MB unpacked, 160 kB on disk) beside 10
+    labels is refused from the headers alone."""
+    gzip_idx(data_dir / "t10k-images-idx3-ubyte.gz", 0x08, (200_000, 28, 28))
+    with pytest.raises(
+        ValueError, match=r"holds 200000 images but .*t10k-labels-idx1-ubyte\.gz holds 10 labels"
+    ):
+        load_mnist(data_dir=data_dir)
+    assert_refused_within_memory("test_mnist:load_folder", data_dir)
+
+
+def test_an_empty_data_set_is_named(data_dir):
+    gzip_idx(data_dir / "t10k-images-idx3-ubyte.gz", 0x08, (0, 28, 28))
+    gzip_idx(data_dir / "t10k-labels-idx1-ubyte.gz", 0x08, (0,))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz holds no images .*an empty data set"):
+        load_mnist(data_dir=data_dir)

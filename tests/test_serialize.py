@@ -10,6 +10,8 @@ import io
 import json
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from peak_memory import assert_refused_within_memory
 
+from dlscratch.archive import META, write_archive
 from dlscratch.layers import Affine, BatchNormalization, Layer, LeakyRelu, Relu, Tanh
 from dlscratch.nets import DeepConvNet, Sequential, TwoLayerNet
-from dlscratch.serialize import META, load, save, write_archive
+from dlscratch.serialize import load, save
 
 # ---------------------------------------------------------------- shared helpers
 
@@ -320,7 +324,10 @@ TAMPERINGS = {
     "layer class as net": (change("network", "class", value="Affine"), "unknown network class 'Affine'"),
     "no config": (change("network", "config", value=None), "needs 'config' as dict, got None"),
     "bad config": (change("network", "config", "hidden_size", value=-5), "cannot rebuild a TwoLayerNet"),
-    "absurd size": (change("network", "config", "hidden_size", value=10**12), "cannot load .*MemoryError"),
+    "absurd size": (
+        change("network", "config", "hidden_size", value=10**12),
+        "weights would take more than the file.s params/ arrays hold",
+    ),
     "unknown argument": (
         change("network", "config", "colour", value=1),
         "unexpected keyword argument 'colour'",
@@ -478,3 +485,134 @@ def test_file_from_before_a_setting_existed_still_loads(tmp_path):
 
     network = load(tampered(tmp_path, good, written_by_an_older_version))
     assert network.config()["dropout_ratio"] == 0.5 and not network.config()["use_batchnorm"]
+
+
+# ---------------------------------------------------------------- nothing allocated from a record's claims
+
+
+def huge_network_file(path: Path, model_file: Path) -> Path:
+    """A 500-byte file whose record asks for a TwoLayerNet of 10**9 hidden units (4 GB of
+    weights per input) and holds no arrays at all."""
+    meta, _ = model_parts(model_file)
+    meta["network"]["config"]["hidden_size"] = 10**9
+    meta["arrays"] = {}
+    return raw_archive(path, meta, {})
+
+
+def test_a_record_asking_for_a_huge_network_is_refused_before_building_it(tmp_path, model_file):
+    path = huge_network_file(tmp_path / "huge.npz", model_file)
+    assert path.stat().st_size < 1000
+    with pytest.raises(
+        ValueError, match=r"weights would take more than the file's params/ arrays hold \(0 bytes\)"
+    ):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("hidden_size", 10**9), ("input_size", 10**8), ("output_size", 3 * 10**8), ("hidden_size", 123_456)],
+)
+def test_peak_memory_of_a_record_asking_for_a_huge_network(tmp_path, model_file, setting, value):
+    meta, arrays = model_parts(model_file)
+    meta["network"]["config"][setting] = value
+    path = raw_archive(tmp_path / "huge.npz", meta, arrays)
+    assert_refused_within_memory("dlscratch.serialize:load", path)
+
+
+def test_a_huge_convolution_record_is_refused_within_memory(tmp_path):
+    good = save(DeepConvNet(seed=0, dtype=np.float32), tmp_path / "deep.npz")
+    meta, arrays = model_parts(good)
+    meta["network"]["config"]["conv_param_1"]["pad"] = 3001  # a 6028 x 6028 image after it
+    path = raw_archive(tmp_path / "padded.npz", meta, arrays)
+    with pytest.raises(ValueError, match="weights would take more than"):
+        load(path)
+    assert_refused_within_memory("dlscratch.serialize:load", path)
+
+
+def test_loading_draws_no_random_numbers(model_file, monkeypatch):
+    """The weights a file overwrites are not drawn first (a TwoLayerNet's config has no
+    seed, so building one draws from np.random's global generator)."""
+    meta, arrays = model_parts(model_file)
+    assert meta["network"]["class"] == "TwoLayerNet" and "seed" not in meta["network"]["config"]
+
+    def no_draws(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("load drew random numbers")
+
+    monkeypatch.setattr(np.random, "standard_normal", no_draws)
+    assert_same_arrays(load(model_file).params, {k.removeprefix("params/"): v for k, v in arrays.items()})
+
+
+# ---------------------------------------------------------------- impossible values
+
+
+def with_array(tmp_path: Path, good: Path, name: str, edit: Callable[[np.ndarray], None]) -> Path:
+    meta, arrays = model_parts(good)
+    arrays[name] = arrays[name].copy()
+    edit(arrays[name])
+    return raw_archive(tmp_path / "edited.npz", meta, arrays)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused_unless_asked_for(tmp_path, model_file, value):
+    path = with_array(tmp_path, model_file, "params/W2", lambda W: W.__setitem__((1, 2), value))
+    with pytest.raises(ValueError, match="params/W2 holds NaN or infinite values; pass check_values=False"):
+        load(path)
+    loaded = load(path, check_values=False)
+    assert not np.isfinite(loaded.params["W2"][1, 2])
+
+
+def test_a_negative_running_variance_is_refused(tmp_path):
+    network = Sequential([Affine(np.ones((4, 3)), np.zeros(3)), BatchNormalization(np.ones(3), np.zeros(3))])
+    good = save(network, tmp_path / "bn.npz")
+    path = with_array(
+        tmp_path, good, "buffers/BatchNormalization1/running_var", lambda v: v.__setitem__(0, -1)
+    )
+    with pytest.raises(ValueError, match="running_var holds negative values, impossible for a variance"):
+        load(path)
+    assert load(path, check_values=False).layers["BatchNormalization1"].running_var[0] == -1
+
+
+def test_save_refuses_non_finite_weights_unless_asked_for(tmp_path):
+    network = TwoLayerNet(2, 3, 2, seed=0)
+    network.params["b1"][0] = np.nan
+    with pytest.raises(ValueError, match="params/b1 holds NaN"):
+        save(network, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+    assert np.isnan(
+        load(save(network, tmp_path / "model.npz", check_values=False), check_values=False).params["b1"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (layer_spec(1, type="Layer"), "unknown layer type 'Layer'"),  # the base class computes nothing
+        (change("network", "config", "last_layer", value="Relu"), "the last layer must be a loss layer"),
+    ],
+    ids=["base layer", "last layer not a loss"],
+)
+def test_layers_that_cannot_evaluate_are_refused(tmp_path, rng, tamper, match):
+    good = save(small_sequential(rng, Relu()), tmp_path / "good.npz")
+    with pytest.raises(ValueError, match=match):
+        load(tampered(tmp_path, good, tamper))
+
+
+def test_a_fifo_is_refused_at_once(tmp_path):
+    """A FIFO named model.npz, with no writer, would block a plain open() forever."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("FIFOs are POSIX")
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    code = "import sys; from dlscratch.serialize import load; load(sys.argv[1])"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=60
+    )
+    assert "ValueError" in result.stderr and "is not a regular file" in result.stderr
+
+
+def test_save_refuses_a_last_layer_load_would_refuse(tmp_path):
+    with pytest.raises(
+        ValueError, match="the last layer must be a loss layer such as SoftmaxWithLoss, got Relu"
+    ):
+        save(Sequential([Affine(np.ones((2, 2)), np.zeros(2))], Relu()), tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []

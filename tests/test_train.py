@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dlscratch import TwoLayerNet
-from dlscratch.train import History, NonFiniteLossError, Trainer
+from dlscratch import MultiLayerNetExtend, TwoLayerNet
+from dlscratch.train import History, NonFiniteLossError, NonFiniteWeightsError, Trainer
 
 
 @pytest.fixture
@@ -174,3 +174,89 @@ def test_time_is_counted_as_it_passes_so_checkpoints_hold_it(data):
     trainer = _trainer(data, iters=5, callbacks=[lambda tr: seen.append(tr.history.seconds)])
     trainer.train()
     assert 0 < seen[0] < seen[-1] <= trainer.history.seconds
+
+
+# ---------------------------------------------------------------- the guard checks the weights too
+
+
+def _state_of(trainer):
+    """Copies of everything a step changes: params, buffers, optimizer slots and step count."""
+    params = {k: v.copy() for k, v in trainer.network.params.items()}
+    buffers = {
+        (name, key): array.copy()
+        for name, layer in trainer.network.layers.items()
+        for key, array in getattr(layer, "buffers", {}).items()
+    }
+    return params, buffers, trainer.optimizer.state_dict()
+
+
+def _assert_state(trainer, state):
+    params, buffers, optimizer = state
+    for key, value in params.items():
+        assert np.array_equal(trainer.network.params[key], value), key
+    for (name, key), value in buffers.items():
+        assert np.array_equal(trainer.network.layers[name].buffers[key], value), (name, key)
+    now = trainer.optimizer.state_dict()
+    assert now["step_count"] == optimizer["step_count"]
+    assert now["slots"].keys() == optimizer["slots"].keys()
+    for slot, arrays in optimizer["slots"].items():
+        assert now["slots"][slot].keys() == arrays.keys()
+        for key, value in arrays.items():
+            assert np.array_equal(now["slots"][slot][key], value), (slot, key)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.parametrize("optimizer", ["SGD", "Momentum", "Adam"])
+@pytest.mark.parametrize("first_step", [True, False], ids=["first step", "fourth step"])
+def test_an_update_that_overflows_float32_is_undone(data, optimizer, first_step):
+    """lr = 1e39 turns float32 weights into inf in one update while the loss was finite: the
+    step is undone, so "the weights are from the step before" holds (it did not before)."""
+    x, t, x_test, t_test = (a.astype(np.float32) if a.dtype.kind == "f" else a for a in data)
+    network = MultiLayerNetExtend(8, [16], 3, use_batchnorm=True, seed=0, dtype=np.float32)
+    trainer = Trainer(network, x, t, x_test, t_test, iters=10, mini_batch_size=30, optimizer=optimizer,
+                      optimizer_param={"lr": 0.01}, verbose=False, seed=0)  # fmt: skip
+    if not first_step:
+        for _ in range(3):
+            trainer.train_step()
+    before = _state_of(trainer)
+    trainer.optimizer.lr = 1e39
+    with pytest.raises(
+        NonFiniteWeightsError, match=r"made W\d NaN or infinite .* the weights are from the step before"
+    ) as caught:
+        trainer.train_step()
+    assert isinstance(caught.value, NonFiniteLossError)  # what callers already catch
+    assert trainer.current_iter == caught.value.iteration == (0 if first_step else 3)
+    _assert_state(trainer, before)
+    assert len(trainer.history.train_loss) == trainer.current_iter
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered", "ignore:overflow encountered")
+def test_a_non_finite_loss_leaves_the_running_statistics_as_they_were(data):
+    x, t, x_test, t_test = data
+    network = MultiLayerNetExtend(8, [16], 3, use_batchnorm=True, seed=0)
+    trainer = Trainer(
+        network, x.copy(), t, x_test, t_test, iters=10, mini_batch_size=90, verbose=False, seed=0
+    )
+    trainer.train_step()
+    before = _state_of(trainer)
+    trainer.x_train[:] = np.inf  # the forward pass moves the running mean before the loss is seen
+    with pytest.raises(NonFiniteLossError):
+        trainer.train_step()
+    _assert_state(trainer, before)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"epochs": float("inf")}, "epochs must be a finite number > 0"),
+        ({"epochs": float("nan")}, "epochs must be a finite number > 0"),
+        ({"epochs": "3"}, "epochs must be a finite number > 0"),
+        ({"epochs": 1e308}, "more than 2\\*\\*63 iterations"),
+        ({"iters": 2**63}, "iters must be a positive int below 2\\*\\*63"),
+        ({"mini_batch_size": 91}, "mini_batch_size 91 is larger than the training set \\(90 samples\\)"),
+        ({"mini_batch_size": 100, "sampling": "shuffle"}, "larger than the training set"),
+    ],
+)
+def test_rejects_absurd_lengths(data, options, message):
+    with pytest.raises(ValueError, match=message):
+        _trainer(data, **options)

@@ -1,8 +1,13 @@
 """The ``dlscratch`` command: train, gradcheck and evaluate from the shell.
 
-Every failure a user can cause (bad options, missing data, an unwritable folder, a
-malformed model file) ends with one line on stderr starting "dlscratch:" and exit
-status 2; a run that diverges ends with status 1. No tracebacks for either.
+Every failure a user can cause (bad options, missing or malformed data, an unwritable or
+busy run folder, a malformed model file or checkpoint, a network or batch bigger than the
+machine's memory) ends with one line on stderr starting "dlscratch:" and exit status 2; a
+run that diverges ends with status 1. No tracebacks for either. Anything else is a bug in
+dlscratch: its traceback is shown, with a line asking for a report, and the status is 70.
+
+A run folder is written by one process at a time (a lock; a second process is refused),
+and the temporary files a killed run left there are removed by the next one.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,16 +31,22 @@ import numpy as np
 from dlscratch import graph_picture
 from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint
 from dlscratch.datasets import load_fashion_mnist, load_mnist
-from dlscratch.files import write_atomically
+from dlscratch.files import FolderInUseError, lock_folder, remove_stale_temporaries, write_atomically
+from dlscratch.footprint import available_memory, batch_bytes, format_bytes
 from dlscratch.gradient import gradient_check
-from dlscratch.layers import Convolution, Dropout
+from dlscratch.layers import Affine, Convolution, Dropout
 from dlscratch.nets import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleConvNet, TwoLayerNet
-from dlscratch.train import History, NonFiniteLossError, Trainer
+from dlscratch.nets.init import weight_budget
+from dlscratch.train import History, NonFiniteLossError, ResumeWarning, Trainer
 
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 CHECKPOINT = "checkpoint.npz"
+RUN_FILES = ("model.npz", "metrics.csv", "history.json", "curves.png", CHECKPOINT)
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+# copies of the weights training keeps: weights, gradients, two optimizer slots, the step's backup
+WEIGHT_COPIES = 5
+BUG_STATUS = 70  # EX_SOFTWARE: an internal error
 
 
 class UsageError(Exception):
@@ -58,6 +72,23 @@ def _positive_float(text: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+@contextmanager
+def _as_usage_error(prefix: str = "") -> Iterator[None]:
+    """Report the ValueError a library call raises about what the user gave (options, data,
+    files) as a UsageError; a ValueError anywhere else stays what it is, a bug."""
+    try:
+        yield
+    except ValueError as error:
+        raise UsageError(f"{prefix}{error}") from None
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +141,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="hidden layers of mlp, e.g. 256,128 (default: 100,100)",
     )
     parser.add_argument(
-        "--weight-decay", type=float, default=0.0, help="L2 strength lambda, mlp only (default: 0)"
+        "--weight-decay",
+        type=_non_negative_float,
+        default=0.0,
+        help="L2 strength lambda, mlp only (default: 0)",
     )
     parser.add_argument(
         "--dropout",
@@ -227,16 +261,40 @@ def _load_data(args: argparse.Namespace, dtype: np.dtype | None, images: bool) -
     dtype: x in [0, 1] as that dtype; None keeps the uint8 pixels (for Trainer's input_scale).
     """
     load = LOADERS[args.dataset]
-    (x_train, t_train), (x_test, t_test) = load(
-        normalize=dtype is not None, flatten=not images, data_dir=args.data_dir, download=not args.no_download
-    )
+    with _as_usage_error():
+        (x_train, t_train), (x_test, t_test) = load(
+            normalize=dtype is not None,
+            flatten=not images,
+            data_dir=args.data_dir,
+            download=not args.no_download,
+        )
     if dtype is not None:
         x_train, x_test = x_train.astype(dtype, copy=False), x_test.astype(dtype, copy=False)
     return x_train, t_train, x_test, t_test
 
 
 def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
-    """The network --model names, for 28x28 single-channel images and 10 classes."""
+    """The network --model names, for 28x28 single-channel images and 10 classes.
+
+    Its weights may take at most 1/WEIGHT_COPIES of the memory available: a bigger network
+    is refused before its weights are allocated.
+    """
+    available = available_memory()
+    budget = (
+        nullcontext()
+        if available is None
+        else weight_budget(
+            available // WEIGHT_COPIES,
+            what=f"1/{WEIGHT_COPIES} of the {format_bytes(available)} of memory available (training keeps "
+            f"{WEIGHT_COPIES} copies: weights, gradients, optimizer state, a backup)",
+        )
+    )
+    with budget, _as_usage_error():
+        return _construct_network(args, dtype)
+
+
+def _construct_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
+    """The network of the --model options, refusing options that model does not take."""
     unsupported = {
         "--weight-decay": args.weight_decay and args.model != "mlp",
         "--dropout": args.dropout is not None and args.model not in ("mlp", "deep-convnet"),
@@ -249,8 +307,6 @@ def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
     if args.model == "two-layer":
         return TwoLayerNet(784, args.hidden_size, 10, **options)
     if args.model == "mlp":
-        if args.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
         return MultiLayerNetExtend(
             784,
             args.hidden_sizes,
@@ -269,8 +325,42 @@ def _build_network(args: argparse.Namespace, dtype: np.dtype) -> Sequential:
 
 
 def _takes_images(network: Any) -> bool:
-    """True when the network's first layer is a convolution (input (N, C, H, W))."""
-    return isinstance(next(iter(network.layers.values())), Convolution)
+    """True when the network's first weighted layer is a convolution (input (N, C, H, W))."""
+    first = next(
+        (layer for layer in network.layers.values() if isinstance(layer, (Affine, Convolution))), None
+    )
+    return isinstance(first, Convolution)
+
+
+def _float_dtype(network: Any) -> np.dtype:
+    """The dtype of the network's parameters (float64 for a network without any)."""
+    return np.result_type(*network.params.values()) if network.params else np.dtype(np.float64)
+
+
+def _check_memory(
+    network: Any, sample_shape: tuple[int, ...], batch_size: int, dtype: Any, what: str
+) -> None:
+    """UsageError when a batch of batch_size samples would need more memory than is
+    available, or when the network's layers cannot take such samples."""
+    with _as_usage_error("the model does not fit the data: "):
+        need = batch_bytes(network, sample_shape, batch_size, dtype)
+    available = available_memory()
+    if available is not None and need > available:
+        raise UsageError(
+            f"{what} of {batch_size} samples needs about {format_bytes(need)} of memory for its activations, "
+            f"more than the {format_bytes(available)} available"
+        )
+
+
+@contextmanager
+def _holding(out: Path) -> Iterator[None]:
+    """Hold the run folder for this process (a lock) and clear what a killed run left in it."""
+    try:
+        with lock_folder(out):
+            remove_stale_temporaries(out, RUN_FILES)
+            yield
+    except FolderInUseError as error:
+        raise UsageError(f"{error}: wait for it to finish, or choose another folder") from None
 
 
 def _prepare_out(out: Path | None) -> Path:
@@ -312,30 +402,35 @@ def _write_run(
 
 
 def _make_trainer(args: argparse.Namespace) -> Trainer:
-    """The network, the data and the Trainer that the train options describe."""
+    """The network, the data and the Trainer that the train options describe, once the
+    batch is known to fit in memory."""
     dtype = np.dtype(args.dtype)
     network = _build_network(args, dtype)
     # uint8 pixels, scaled batch by batch: a quarter of the memory and faster batches
     x_train, t_train, x_test, t_test = _load_data(args, None, _takes_images(network))
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else None)
     iters = args.iters if args.iters is not None or args.epochs is not None else 10000
-    return Trainer(
-        network,
-        x_train,
-        t_train,
-        x_test,
-        t_test,
-        epochs=args.epochs or 1,
-        mini_batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        optimizer_param={} if lr is None else {"lr": lr},
-        verbose=not args.quiet,
-        iters=iters,
-        sampling=args.sampling,
-        seed=args.seed,
-        evaluate_sample_num_per_epoch=args.eval_samples,
-        input_scale=1 / 255,
-    )
+    with _as_usage_error():
+        trainer = Trainer(
+            network,
+            x_train,
+            t_train,
+            x_test,
+            t_test,
+            epochs=args.epochs or 1,
+            mini_batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            optimizer_param={} if lr is None else {"lr": lr},
+            verbose=not args.quiet,
+            iters=iters,
+            sampling=args.sampling,
+            seed=args.seed,
+            evaluate_sample_num_per_epoch=args.eval_samples,
+            input_scale=1 / 255,
+        )
+    evaluated = min(getattr(network, "accuracy_batch_size", 1000), len(x_test))
+    _check_memory(network, x_train.shape[1:], max(args.batch_size, evaluated), dtype, "a batch")
+    return trainer
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -343,48 +438,106 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
-def _resumed_args(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> argparse.Namespace:
-    """The options of the run being resumed, read from its checkpoint."""
+def _refuse_options_with_resume(args: argparse.Namespace) -> None:
     changed = sorted(
         k
         for k, v in vars(args).items()
-        if k not in ("resume", "quiet", "command") and v != parser_defaults.get(k)
+        if k not in ("resume", "quiet", "command") and v != TRAIN_DEFAULTS.get(k)
     )
     if changed:
         options = ", ".join("--" + k.replace("_", "-") for k in changed)
         raise UsageError(f"--resume continues a run with its own settings; drop {options}")
+
+
+def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of the run being resumed, read from its checkpoint and checked as the
+    command line checks them. The data are never downloaded on a resume: the run had them."""
     path = args.resume / CHECKPOINT
-    if not path.is_file():
-        raise UsageError(f"no checkpoint to resume at {path} (train with --checkpoint-every N first)")
-    settings = load_checkpoint(path)["extra"]["settings"]
-    restored = argparse.Namespace(**settings)
-    restored.data_dir = None if settings["data_dir"] is None else Path(settings["data_dir"])
+    with _as_usage_error():
+        extra = load_checkpoint(path)["extra"]
+    settings = extra.get("settings") if isinstance(extra, dict) else None
+    if not isinstance(settings, dict):
+        raise UsageError(f"{path} holds no settings of a 'dlscratch train' run (extra.settings)")
+    restored = _parse_settings(settings, path)
     restored.out, restored.resume, restored.quiet = args.resume, args.resume, args.quiet
+    restored.no_download = True
     return restored
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume is not None:
-        args = _resumed_args(args, TRAIN_DEFAULTS)
-    out = _prepare_out(args.out)
-    args.out = out
-    trainer = _make_trainer(args)
-    if args.resume is not None:
-        restore_checkpoint(out / CHECKPOINT, trainer)
-        # a run killed while writing leaves its unfinished temporary file behind
-        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):
-            stale.unlink(missing_ok=True)
-    if args.checkpoint_every:
-        trainer.callbacks.append(
-            checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)})
+def _parse_settings(settings: dict[str, Any], path: Path) -> argparse.Namespace:
+    """settings (vars() of a train command's options, as JSON) parsed again as the options
+    they were: every value goes through the same checks as on the command line."""
+    argv = ["train"]
+    for key, value in settings.items():
+        if key in ("command", "out", "resume", "quiet"):
+            continue
+        if key not in TRAIN_DEFAULTS:
+            raise UsageError(f"{path} holds an unknown setting {key!r}")
+        option = "--" + key.replace("_", "-")
+        if TRAIN_DEFAULTS[key] is False:  # a flag
+            if not isinstance(value, bool):
+                raise UsageError(f"{path}: the setting {key!r} must be true or false, got {value!r}")
+            argv += [option] if value else []
+        elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            argv += [option, ",".join(map(str, value))]
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            argv += [option, str(value)]
+        elif value is not None:
+            raise UsageError(f"{path}: the setting {key!r} cannot be {value!r}")
+    if settings.get("command") != "train":
+        raise UsageError(
+            f"{path} holds settings of no 'dlscratch train' run (command {settings.get('command')!r})"
         )
     try:
-        history = trainer.train()
-    except NonFiniteLossError as error:
-        kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
-        print(f"dlscratch: {error}{kept}", file=sys.stderr)
-        return 1
-    _write_run(out, args, trainer.network, history, trainer.final_test_acc)
+        return build_parser().parse_args(argv)
+    except UsageError as error:
+        raise UsageError(f"{path} holds settings the command line refuses: {error}") from None
+
+
+def _restore(path: Path, trainer: Trainer) -> None:
+    """restore_checkpoint, its refusals as UsageErrors and its warnings as 'dlscratch: warning:' lines."""
+    with warnings.catch_warnings(record=True) as caught, _as_usage_error():
+        warnings.simplefilter("always", ResumeWarning)
+        restore_checkpoint(path, trainer)
+    for warning in caught:
+        if issubclass(warning.category, ResumeWarning):
+            print(f"dlscratch: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    resuming = args.resume is not None
+    if resuming:
+        _refuse_options_with_resume(args)
+        if not (args.resume / CHECKPOINT).is_file():
+            raise UsageError(
+                f"no checkpoint to resume at {args.resume / CHECKPOINT} "
+                "(train with --checkpoint-every N first)"
+            )
+        out = args.resume
+    else:
+        out = _prepare_out(args.out)
+    with _holding(out):
+        if resuming:
+            args = _resumed_args(args)
+        args.out = out
+        trainer = _make_trainer(args)
+        if resuming:
+            _restore(out / CHECKPOINT, trainer)
+        if args.checkpoint_every:
+            trainer.callbacks.append(
+                checkpoint_callback(out / CHECKPOINT, args.checkpoint_every, {"settings": _settings(args)})
+            )
+        try:
+            # an overflow is reported once, by the trainer's guard, not as NumPy warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                history = trainer.train()
+        except NonFiniteLossError as error:
+            kept = " The last checkpoint is kept." if (out / CHECKPOINT).exists() else ""
+            print(f"dlscratch: {error}{kept}", file=sys.stderr)
+            return 1
+        _write_run(out, args, trainer.network, history, trainer.final_test_acc)
     if not args.quiet:
         print(f"{history.seconds:.1f} s; model, metrics.csv, history.json and curves.png in {out}")
     return 0
@@ -431,12 +584,22 @@ def _move_biases_off_kinks(network: Any, seed: int) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dlscratch.serialize import load
 
-    network = load(args.model_file)
-    dtype = network.params[next(iter(network.params))].dtype
+    with _as_usage_error():
+        network = load(args.model_file)
+    dtype = _float_dtype(network)
     _, _, x_test, t_test = _load_data(args, dtype, _takes_images(network))
-    accuracy = network.accuracy(x_test, t_test)
+    batch = min(getattr(network, "accuracy_batch_size", 1000), len(x_test))
+    _check_memory(network, x_test.shape[1:], batch, dtype, "evaluating a batch")
+    # the model file is the user's: a layer refusing the data is a problem of the file
+    with _as_usage_error("the model cannot run on this data: "):
+        accuracy = network.accuracy(x_test, t_test)
     print(f"test accuracy: {accuracy:.4f} ({len(x_test)} samples of {args.dataset})")
     return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    with _as_usage_error():
+        return graph_picture.run(args)
 
 
 TRAIN_DEFAULTS = vars(build_parser().parse_args(["train"]))
@@ -445,7 +608,7 @@ COMMANDS = {
     "train": cmd_train,
     "gradcheck": cmd_gradcheck,
     "evaluate": cmd_evaluate,
-    "graph": graph_picture.run,
+    "graph": cmd_graph,
 }
 
 
@@ -454,14 +617,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ValueError, OSError) as error:
-        # ValueError: malformed data or model files; OSError: missing data, unwritable paths
-        message = " ".join(str(error).split())
-        print(f"dlscratch: {message}", file=sys.stderr)
+    except (UsageError, OSError) as error:
+        # OSError: missing data, unwritable paths, files that cannot be opened
+        _say(str(error))
+        return 2
+    except MemoryError:
+        _say("out of memory: this machine cannot hold what was asked for (try smaller sizes or batches)")
         return 2
     except KeyboardInterrupt:
         print("dlscratch: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        _say("internal error: this is a bug in dlscratch; please report it with the traceback above")
+        return BUG_STATUS
+
+
+def _say(message: str) -> None:
+    print(f"dlscratch: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

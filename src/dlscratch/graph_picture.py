@@ -37,6 +37,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from dlscratch.files import write_atomically
 from dlscratch.layers.graph import AddLayer, MulLayer
 
 if TYPE_CHECKING:
@@ -315,7 +316,8 @@ class ComputationalGraph:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".svg":
-            path.write_text(self.to_svg(), encoding="utf-8")
+            svg = self.to_svg().encode("utf-8")
+            write_atomically(path, lambda file: file.write(svg))  # never a truncated picture
         elif suffix == ".png":
             from dlscratch.plot import save_figure
 

@@ -1,12 +1,12 @@
-"""Networks saved to and loaded from one .npz file, with no pickle anywhere.
+"""Networks saved to and loaded from one model file, with no pickle anywhere.
 
-A model file is an ordinary NumPy .npz archive (a zip of .npy files, stored uncompressed):
+A model file is an archive (see dlscratch.archive: an .npz of stored .npy members and a
+JSON record) of format "dlscratch-model", version 1:
 
-    __meta__                                  uint8 array: the UTF-8 JSON record below
     params/W1, params/b1, ...                 every entry of network.params
     buffers/BatchNormalization1/running_mean  every layer's buffers, by layer name
 
-The record::
+with the record::
 
     {"format": "dlscratch-model", "version": 1,
      "network": {"class": "TwoLayerNet",
@@ -19,98 +19,81 @@ The record::
 Sequential its layers (``{"name", "type", "config"}`` each), ``last_layer`` and
 ``weight_decay_lambda``. ``param_layers`` says which layer owns each parameter, so a plain
 Sequential can be rebuilt layer by layer. Only classes exported by dlscratch.nets and
-dlscratch.layers are ever looked up, and every array is checked against the record and
-against the rebuilt network before it is used.
+dlscratch.layers are ever looked up.
 
-Besides save() and load(), the module holds the building blocks dlscratch.checkpoint
-shares: write_archive, read_archive, network_arrays, network_description, network_from,
-copy_network_arrays, array_mismatches, to_json_data, exported_class, get_field, build.
+Loading trusts nothing: after the archive's own checks, a named network is built from its
+config inside a weight budget of what the file's arrays hold, drawing no random numbers
+(dlscratch.nets.init.weight_budget), so a config asking for a huge network is refused
+before it is allocated; its array table must then equal the file's before any array is
+read. Arrays holding NaN or infinity, and negative running variances, are refused unless
+the caller asks for them (check_values=False).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import zipfile
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from numpy.lib import format as npy_format
-from numpy.lib.npyio import NpzFile
 
 from dlscratch import layers as layers_module
 from dlscratch import nets as nets_module
-from dlscratch.files import write_atomically
+from dlscratch.archive import Archive, PathLike, read_archive, write_archive
+from dlscratch.layers import loss as loss_module
 from dlscratch.layers.base import Layer
+from dlscratch.nets.init import weight_budget
 from dlscratch.nets.sequential import Sequential
+from dlscratch.records import field, short, to_json_data
 
 __all__ = ["load", "save"]
 
 T = TypeVar("T")
-PathLike = str | os.PathLike
 
 MODEL_FORMAT = "dlscratch-model"
 MODEL_VERSION = 1
-META = "__meta__"
 NETWORK_PREFIXES = ("params/", "buffers/")
-
-# Plain numbers only: no entry of an archive can ever need pickle to be read.
-_DTYPES = frozenset(
-    ["bool", "float16", "float32", "float64"]
-    + [f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)]
-)
-
-# What a damaged or hostile file can make zipfile, zlib, json, numpy's .npy parser or a
-# constructor fed bad arguments raise; read_archive turns each into one ValueError.
-_BAD_FILE_ERRORS = (
-    ValueError,  # json and UnicodeDecodeError included
-    TypeError,
-    KeyError,
-    IndexError,
-    OSError,
-    EOFError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # zipfile: unsupported compression or encryption
-    RuntimeError,  # zipfile: encrypted member; RecursionError: absurdly nested JSON
-    MemoryError,  # a constructor asked by the record for an absurd size
-    OverflowError,
-)
+# buffers whose every value must be >= 0 (a variance); a negative one would give NaN
+_NON_NEGATIVE_BUFFERS = frozenset(["running_var"])
+_CHECK_VALUES_HINT = "pass check_values=False to load such values anyway"
 
 
 # ---------------------------------------------------------------- the public functions
 
 
-def save(network: Sequential, path: PathLike) -> Path:
+def save(network: Sequential, path: PathLike, *, check_values: bool = True) -> Path:
     """Write network to a model file at path and return the path as a Path.
 
     path is used exactly as given (no ".npz" is added; ".npz" is the usual suffix). The
     file is written under a temporary name in the same folder, flushed to disk and renamed
     into place, so it is always either the old file or the complete new one.
     ValueError when load could not rebuild the network (a class or layer that dlscratch.nets
-    or dlscratch.layers does not export, params no longer shared with the layers);
-    TypeError when network is not a Sequential.
+    or dlscratch.layers does not export, params no longer shared with the layers), or when
+    a weight holds NaN or infinity (unless check_values=False); TypeError when network is
+    not a Sequential.
     """
-    meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "network": network_description(network)}
-    return write_archive(path, meta, network_arrays(network))
+    record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "network": network_description(network)}
+    arrays = network_arrays(network)
+    if check_values:
+        check_network_values(arrays)
+    return write_archive(path, record, arrays)
 
 
-def load(path: PathLike) -> Sequential:
+def load(path: PathLike, *, check_values: bool = True) -> Sequential:
     """The network saved at path, of its saved class, with its saved params and buffers.
 
-    The file is checked before anything is built from it; anything that is not a
-    dlscratch model file written by this version raises ValueError naming the file and
-    saying what is wrong. A path that cannot be opened raises the usual OSError.
-    np.random's global state is left as it was.
+    The file is checked before anything is built from it (see the module's notes);
+    anything that is not a dlscratch model file written by this version raises ValueError
+    naming the file and saying what is wrong, as do weights holding NaN or infinity and
+    negative running variances unless check_values=False. A path that cannot be opened
+    raises the usual OSError. np.random's global state is left as it was.
     """
-    return read_archive(
-        path, MODEL_FORMAT, MODEL_VERSION, lambda meta, arrays: network_from(meta.get("network"), arrays)
-    )
+
+    def parse(archive: Archive) -> Sequential:
+        return network_from(archive.record.get("network"), archive, check_values=check_values)
+
+    return read_archive(path, MODEL_FORMAT, MODEL_VERSION, parse)
 
 
 # ---------------------------------------------------------------- describing a network
@@ -151,7 +134,8 @@ def network_description(network: Sequential) -> dict[str, Any]:
 
 
 def _check_layers_exported(network: Sequential) -> None:
-    """ValueError unless every layer of a plain Sequential can be rebuilt by its type name."""
+    """ValueError unless every layer of a plain Sequential can be rebuilt by its type name,
+    and its last layer is a loss layer (load refuses anything else)."""
     named = [*network.layers.items(), ("lastLayer", network.lastLayer)]
     for name, layer in named:
         if exported_class(layers_module, type(layer).__name__, Layer) is not type(layer):
@@ -159,6 +143,12 @@ def _check_layers_exported(network: Sequential) -> None:
                 f"cannot save layer {name!r}: {type(layer).__name__} is not a layer dlscratch.layers "
                 "exports, so it could not be rebuilt"
             )
+    _check_loss_layer(type(network.lastLayer))
+
+
+def _check_loss_layer(cls: type) -> None:
+    if cls.__module__ != loss_module.__name__:
+        raise ValueError(f"the last layer must be a loss layer such as SoftmaxWithLoss, got {cls.__name__}")
 
 
 def _param_layers(network: Sequential) -> dict[str, list[str]]:
@@ -197,29 +187,47 @@ def _check_name_part(what: str, name: str) -> None:
         raise ValueError(f"a {what} must be a non-empty string without '/', got {name!r}")
 
 
+# ---------------------------------------------------------------- checking values
+
+
+def check_network_values(arrays: dict[str, np.ndarray]) -> None:
+    """ValueError naming the first array that holds NaN or infinity, or a negative variance."""
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or infinite values; {_CHECK_VALUES_HINT}")
+        if name.rpartition("/")[2] in _NON_NEGATIVE_BUFFERS and (array < 0).any():
+            raise ValueError(f"{name} holds negative values, impossible for a variance; {_CHECK_VALUES_HINT}")
+
+
 # ---------------------------------------------------------------- rebuilding a network
 
 
-def network_from(description: Any, arrays: dict[str, np.ndarray]) -> Sequential:
-    """Rebuild the network that description (from network_description) and arrays give.
+def network_from(description: Any, archive: Archive, *, check_values: bool = True) -> Sequential:
+    """Rebuild the network that description (from network_description) and the archive's
+    params/ and buffers/ arrays give.
 
-    arrays must hold exactly the network's entries, with matching shapes and dtypes; the
-    rebuilt network must describe itself exactly as description does. ValueError otherwise.
+    The archive must hold exactly the network's arrays, with matching shapes and dtypes;
+    the rebuilt network must describe itself exactly as description does. ValueError otherwise.
     """
     where = "the network description"
-    cls = exported_class(nets_module, get_field(description, "class", str, where), Sequential)
+    cls = exported_class(nets_module, field(description, "class", str, where), Sequential)
     if cls is None:
         raise ValueError(
             f"unknown network class {short(description['class'])}; "
             f"known: {', '.join(_exported_names(nets_module, Sequential))}"
         )
-    config = get_field(description, "config", dict, where)
+    config = field(description, "config", dict, where)
+    names = [name for name in archive.table if name.startswith(NETWORK_PREFIXES)]
     if cls is Sequential:
-        network = _sequential_from(config, get_field(description, "param_layers", dict, where), arrays)
+        arrays = _read_arrays(archive, names, check_values)
+        network = _sequential_from(config, field(description, "param_layers", dict, where), arrays)
         check_same_arrays(network_arrays(network), arrays)
     else:
-        network = _construct_keeping_global_rng(cls, config)
-        copy_network_arrays(network, arrays)
+        network = _named_network(cls, config, archive, names)
+        targets = network_arrays(network)
+        check_same_arrays(targets, {name: archive.table[name] for name in names})
+        for name, array in _read_arrays(archive, names, check_values).items():
+            targets[name][...] = array
     rebuilt = network_description(network)
     if cls is not Sequential:
         # a setting added to the class after the file was written comes back with its
@@ -236,14 +244,24 @@ def network_from(description: Any, arrays: dict[str, np.ndarray]) -> Sequential:
     return network
 
 
-def _construct_keeping_global_rng(cls: type[Sequential], config: dict[str, Any]) -> Sequential:
-    """cls(**config). Its random initial weights are overwritten next, so np.random's global
-    state is put back: loading must not shift a seeded program's random numbers."""
-    state = np.random.get_state()
-    try:
+def _named_network(
+    cls: type[Sequential], config: dict[str, Any], archive: Archive, names: list[str]
+) -> Sequential:
+    """cls(**config), whose weights may take no more than the file's params/ arrays, as zeros.
+
+    Its weights are overwritten next: no random numbers are drawn (np.random's global state
+    stays as it was), and a config asking for more than the file holds is refused first.
+    """
+    budget = archive.nbytes(name for name in names if name.startswith("params/"))
+    with weight_budget(budget, draw=False, what="the file's params/ arrays hold"):
         return build(f"a {cls.__name__}", cls, **config)
-    finally:
-        np.random.set_state(state)
+
+
+def _read_arrays(archive: Archive, names: Iterable[str], check_values: bool) -> dict[str, np.ndarray]:
+    arrays = {name: archive.read(name) for name in names}
+    if check_values:
+        check_network_values(arrays)
+    return arrays
 
 
 def _sequential_from(
@@ -251,33 +269,36 @@ def _sequential_from(
 ) -> Sequential:
     """A plain Sequential rebuilt layer by layer as cls(**its arrays, **its config)."""
     where = "a Sequential's config"
-    specs = get_field(config, "layers", list, where)
-    last_type = get_field(config, "last_layer", str, where)
-    weight_decay = get_field(config, "weight_decay_lambda", (int, float), where)
+    specs = field(config, "layers", list, where)
+    last_type = field(config, "last_layer", str, where)
+    weight_decay = field(config, "weight_decay_lambda", (int, float), where)
     per_layer = _arrays_by_layer(param_layers, arrays)
     layers: OrderedDict[str, Layer] = OrderedDict()
     for spec in specs:
-        name = get_field(spec, "name", str, "a layer's record")
+        name = field(spec, "name", str, "a layer's record")
         _check_name_part("layer name", name)
         if name in layers:
             raise ValueError(f"two layers are named {name!r}")
-        cls = _layer_class(get_field(spec, "type", str, f"layer {name!r}"))
+        cls = _layer_class(field(spec, "type", str, f"layer {name!r}"))
         layers[name] = build(
             f"layer {name!r}",
             cls,
             **per_layer.get(name, {}),
-            **get_field(spec, "config", dict, f"layer {name!r}"),
+            **field(spec, "config", dict, f"layer {name!r}"),
         )
-    last_layer = build("the last layer", _layer_class(last_type))
+    last_class = _layer_class(last_type)
+    _check_loss_layer(last_class)
+    # files written before the loss layer had settings hold none: its defaults then
+    last_settings = field(config, "last_layer_config", dict, where) if "last_layer_config" in config else {}
+    last_layer = build("the last layer", last_class, **last_settings)
     return build("a Sequential", Sequential, layers, last_layer, weight_decay_lambda=weight_decay)
 
 
 def _layer_class(name: str) -> type[Layer]:
     cls = exported_class(layers_module, name, Layer)
-    if cls is None:
-        raise ValueError(
-            f"unknown layer type {short(name)}; known: {', '.join(_exported_names(layers_module, Layer))}"
-        )
+    if cls is None or cls is Layer:  # the base class computes nothing
+        known = [known for known in _exported_names(layers_module, Layer) if known != Layer.__name__]
+        raise ValueError(f"unknown layer type {short(name)}; known: {', '.join(known)}")
     return cls
 
 
@@ -309,23 +330,34 @@ def copy_network_arrays(network: Sequential, arrays: dict[str, np.ndarray]) -> N
         target[...] = arrays[name]
 
 
-def array_mismatches(expected: dict[str, np.ndarray], found: dict[str, np.ndarray]) -> list[str]:
-    """How found differs from expected in entry names, shapes and dtypes (empty: it doesn't)."""
+Spec = tuple[tuple[int, ...], np.dtype]
+
+
+def _spec(value: np.ndarray | Spec) -> Spec:
+    return (value.shape, value.dtype) if isinstance(value, np.ndarray) else value
+
+
+def array_mismatches(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    """How found differs from expected in entry names, shapes and dtypes (empty: it doesn't).
+
+    Values are arrays or (shape, dtype) pairs, so a file's table can be compared before
+    its arrays are read.
+    """
     problems = []
     if missing := sorted(expected.keys() - found.keys()):
         problems.append(f"missing arrays {short(missing)}")
     if unexpected := sorted(found.keys() - expected.keys()):
         problems.append(f"unexpected arrays {short(unexpected)}")
     for name in sorted(expected.keys() & found.keys()):
-        want, got = expected[name], found[name]
-        if want.shape != got.shape:
-            problems.append(f"{name} has shape {got.shape} but the network's is {want.shape}")
-        elif want.dtype != got.dtype:
-            problems.append(f"{name} has dtype {got.dtype} but the network's is {want.dtype}")
+        (want_shape, want_dtype), (got_shape, got_dtype) = _spec(expected[name]), _spec(found[name])
+        if want_shape != got_shape:
+            problems.append(f"{name} has shape {got_shape} but the network's is {want_shape}")
+        elif want_dtype != got_dtype:
+            problems.append(f"{name} has dtype {got_dtype} but the network's is {want_dtype}")
     return problems
 
 
-def check_same_arrays(expected: dict[str, np.ndarray], found: dict[str, np.ndarray]) -> None:
+def check_same_arrays(expected: dict[str, Any], found: dict[str, Any]) -> None:
     if problems := array_mismatches(expected, found):
         raise ValueError("the arrays do not fit the network: " + "; ".join(problems[:5]))
 
@@ -337,7 +369,7 @@ def exported_class(module: Any, name: Any, base: type[T]) -> type[T] | None:
     """The class module exports as name if it is a subclass of base, else None.
 
     Only names in module.__all__ count, so a file can reach nothing but the library's own
-    layers and networks (never an arbitrary attribute).
+    layers, networks and optimizers (never an arbitrary attribute).
     """
     if not isinstance(name, str) or name not in getattr(module, "__all__", ()):
         return None
@@ -349,22 +381,6 @@ def _exported_names(module: Any, base: type) -> list[str]:
     return [name for name in module.__all__ if exported_class(module, name, base) is not None]
 
 
-def get_field(mapping: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """mapping[key], checked to be of the given JSON kind (a bool is not an int here).
-
-    ValueError saying what `where` needs when mapping is not a dict or the value is wrong.
-    """
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{where} must be a JSON object, got {short(mapping)}")
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    value = mapping.get(key)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ValueError(
-            f"{where} needs {key!r} as {' or '.join(k.__name__ for k in kinds)}, got {short(value)}"
-        )
-    return value
-
-
 def build(what: str, cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """cls(*args, **kwargs); a TypeError or ValueError (bad arguments from a file) becomes a
     ValueError saying what could not be rebuilt."""
@@ -372,203 +388,3 @@ def build(what: str, cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return cls(*args, **kwargs)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot rebuild {what}: {error}") from error
-
-
-def short(value: Any, limit: int = 80) -> str:
-    """repr(value), cut to limit characters: error messages quote what a file says."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _json_default(value: Any) -> Any:
-    # NumPy scalars (np.int64 sizes, np.float32 rates) and paths are ordinary JSON values
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"a {type(value).__name__} is not JSON data")
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
-
-
-def to_json_data(value: Any, what: str) -> Any:
-    """value as it reads back from a file: plain dicts, lists, strings and numbers.
-
-    NumPy scalars become numbers and paths strings; anything else is a ValueError naming what.
-    """
-    try:
-        return json.loads(_json_text(value))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{what} must be JSON data: {error}") from None
-
-
-# ---------------------------------------------------------------- writing an archive
-
-
-def write_archive(path: PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Write meta, with an "arrays" table of every array's shape and dtype added, and the
-    arrays to an .npz at exactly path, atomically (see save). Returns path as a Path.
-
-    ValueError for an array that is not plain numbers (an object array would need pickle)
-    or a record that is not JSON data.
-    """
-    path = Path(path)
-    entries = {name: _plain_array(name, array) for name, array in arrays.items()}
-    table = {name: {"shape": list(array.shape), "dtype": array.dtype.name} for name, array in entries.items()}
-    record = to_json_data({**meta, "arrays": table}, "the record")
-    entries = {META: np.frombuffer(_json_text(record).encode("utf-8"), dtype=np.uint8), **entries}
-    # a file object, not a name: np.savez would add ".npz" to a name without it
-    write_atomically(path, lambda file: np.savez(file, allow_pickle=False, **entries))
-    return path
-
-
-def _plain_array(name: str, array: Any) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.name not in _DTYPES:
-        raise ValueError(f"cannot save {name!r}: dtype {array.dtype} is not a plain number type")
-    # native byte order, as the reader expects
-    return array.astype(array.dtype.newbyteorder("="), copy=False)
-
-
-# ---------------------------------------------------------------- reading an archive
-
-
-def read_archive(path: PathLike, format_name: str, version: int, parse: Callable[[dict, dict], T]) -> T:
-    """Open and check the archive at path, and return parse(meta, arrays).
-
-    meta is the JSON record, its format name and version checked; arrays holds exactly the
-    entries the record lists, with the recorded shapes and dtypes, each read with
-    allow_pickle=False. Any problem with the content, found here or by parse, becomes a
-    ValueError naming the file; a path that cannot be opened raises the usual OSError.
-    """
-    path = Path(path)
-    with path.open("rb") as file:
-        try:
-            meta, arrays = _read_checked(file, format_name, version)
-            return parse(meta, arrays)
-        except _BAD_FILE_ERRORS as error:
-            reason = (
-                str(error) if type(error) is ValueError else f"damaged file ({type(error).__name__}: {error})"
-            )
-            raise ValueError(f"cannot load {path}: {reason}") from error
-
-
-def _read_checked(
-    file: IO[bytes], format_name: str, version: int
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    if file.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise ValueError(f"not a {format_name} file: not a zip archive (.npz)")
-    file.seek(0)
-    file_size = os.fstat(file.fileno()).st_size
-    archive = np.load(file, allow_pickle=False)
-    if not isinstance(archive, NpzFile):
-        raise ValueError(f"not a {format_name} file: not an .npz archive")
-    with archive:
-        members = _members(archive.zip, file_size)
-        if META not in members:
-            raise ValueError(f"not a {format_name} file: it has no {META} record")
-        meta = _read_meta(archive, members[META], format_name, version)
-        records = _records(meta)
-        if missing := sorted(records.keys() - members.keys()):
-            raise ValueError(f"arrays listed in the record are missing: {short(missing)}")
-        if unexpected := sorted(members.keys() - records.keys() - {META}):
-            raise ValueError(f"arrays not listed in the record: {short(unexpected)}")
-        return meta, {name: _read_array(archive, members[name], name, *records[name]) for name in records}
-
-
-def _members(archive: zipfile.ZipFile, file_size: int) -> dict[str, zipfile.ZipInfo]:
-    """Entry name -> member, each a stored (uncompressed) .npy that lies within the file.
-
-    Stored members bound what reading can allocate by the file's own size.
-    """
-    members = {}
-    for info in archive.infolist():
-        name = info.filename.removesuffix(".npy")
-        if name == info.filename:
-            raise ValueError(f"unexpected member {short(info.filename)}: an .npz holds only .npy files")
-        if name in members:
-            raise ValueError(f"the archive holds {short(name)} twice")
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-            raise ValueError(f"{short(name)} is compressed or encrypted; dlscratch stores arrays as they are")
-        if info.compress_size != info.file_size or info.header_offset + info.file_size > file_size:
-            raise ValueError(f"{short(name)} claims more bytes than the file holds")
-        members[name] = info
-    return members
-
-
-def _read_meta(archive: NpzFile, info: zipfile.ZipInfo, format_name: str, version: int) -> dict[str, Any]:
-    shape, dtype = _array_header(archive.zip, info, META)
-    if dtype != np.uint8 or len(shape) != 1:
-        raise ValueError(f"{META} must be a 1-D uint8 array of UTF-8 JSON, got {dtype} of shape {shape}")
-    meta = json.loads(archive[info.filename].tobytes().decode("utf-8"))
-    if not isinstance(meta, dict):
-        raise ValueError(f"{META} must hold a JSON object, got {short(meta)}")
-    found = meta.get("format")
-    if found != format_name:
-        raise ValueError(f"not a {format_name} file: its format is {short(found)}")
-    found = meta.get("version")
-    if found != version or type(found) is not int:
-        newer = (
-            " (written by a newer dlscratch: upgrade to read it)"
-            if type(found) is int and found > version
-            else ""
-        )
-        raise ValueError(
-            f"{format_name} version {short(found)} is not the version this dlscratch reads, {version}{newer}"
-        )
-    return meta
-
-
-def _records(meta: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Entry name -> (shape, dtype) from the record's "arrays" table, every value checked."""
-    table = get_field(meta, "arrays", dict, "the record")
-    records = {}
-    for name, record in table.items():
-        where = f"the record of array {short(name)}"
-        if name == META:
-            raise ValueError(f"{where}: {META} is not an array name")
-        shape = get_field(record, "shape", list, where)
-        if not all(type(n) is int and n >= 0 for n in shape):
-            raise ValueError(f"{where}: a shape is a list of integers >= 0, got {short(shape)}")
-        dtype = get_field(record, "dtype", str, where)
-        if dtype not in _DTYPES:
-            raise ValueError(
-                f"{where}: dtype {short(dtype)} is not allowed (only {', '.join(sorted(_DTYPES))})"
-            )
-        records[name] = (tuple(shape), np.dtype(dtype))
-    return records
-
-
-def _array_header(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
-) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a member's .npy header, its size checked against the member's:
-    an array is only read once the file is known to hold all its bytes."""
-    with archive.open(info) as member:
-        version = npy_format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = npy_format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = npy_format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"{short(name)} uses .npy format {version}, not 1.0 or 2.0")
-        data_start = member.tell()
-    if dtype.name not in _DTYPES:
-        raise ValueError(f"{short(name)} holds dtype {dtype}, not plain numbers (it would need pickle)")
-    if data_start + math.prod(shape) * dtype.itemsize != info.file_size:
-        raise ValueError(f"{short(name)} is truncated or padded: its header says shape {shape} of {dtype}")
-    return shape, dtype
-
-
-def _read_array(
-    archive: NpzFile, info: zipfile.ZipInfo, name: str, shape: tuple[int, ...], dtype: np.dtype
-) -> np.ndarray:
-    found_shape, found_dtype = _array_header(archive.zip, info, name)
-    if found_dtype != dtype:
-        raise ValueError(f"array {short(name)} has dtype {found_dtype} but the record says {dtype}")
-    if found_shape != shape:
-        raise ValueError(f"array {short(name)} has shape {found_shape} but the record says {shape}")
-    # by the exact member name: NpzFile's own lookup would also try name + ".npy"
-    return archive[info.filename]

@@ -10,20 +10,24 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm  # the text bar: tqdm.auto warns in notebooks without ipywidgets
 
+from dlscratch import train_state
 from dlscratch.nets.init import as_rng
 from dlscratch.optim import Optimizer, get_optimizer
+from dlscratch.train_state import SAMPLING_MODES
 
-__all__ = ["History", "NonFiniteLossError", "Trainer"]
+__all__ = ["History", "NonFiniteLossError", "NonFiniteWeightsError", "ResumeWarning", "Trainer"]
 
-SAMPLING_MODES = ("replacement", "shuffle")
 EVAL_CHUNK = 1000  # samples converted at a time when evaluating with input_scale
+MAX_ITERS = 2**63 - 1  # what a checkpoint's counters can hold
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -36,6 +40,24 @@ class NonFiniteLossError(FloatingPointError):
         )
         self.iteration = iteration
         self.loss = loss
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """An update made a weight NaN or infinite (e.g. float32 overflow); it was undone, so the
+    network and the optimizer hold the last finite step's state."""
+
+    def __init__(self, iteration: int, loss: float, name: str) -> None:
+        FloatingPointError.__init__(
+            self,
+            f"the update at iteration {iteration} made {name} NaN or infinite (loss {loss:.4g}); "
+            "the weights are from the step before. Try a smaller learning rate.",
+        )
+        self.iteration, self.loss, self.name = iteration, loss, name
+
+
+class ResumeWarning(UserWarning):
+    """A run continues where its arithmetic differs from where it was saved (other thread
+    split or NumPy): the result will not be bit-identical to an unbroken run."""
 
 
 @dataclass
@@ -88,6 +110,11 @@ class Trainer:
     is used. With ``input_scale=1/255`` the network sees the values ``normalize=True``
     gives (to the last bit or one rounding: x * (1/255) rather than x / 255) while the
     data set takes a quarter of float32's memory and batches are gathered faster.
+
+    A step whose loss is NaN or infinite, or whose update would leave a weight so, raises
+    NonFiniteLossError (NonFiniteWeightsError) with everything as it was before the step.
+    ``state_dict()`` and ``load_state_dict()`` save and continue a run (dlscratch.checkpoint
+    stores them in a file); the data must not change during a run.
     """
 
     def __init__(
@@ -117,6 +144,10 @@ class Trainer:
         _check_split("test", x_test, t_test, scaled=input_scale is not None)
         if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be a positive int, got {mini_batch_size!r}")
+        if mini_batch_size > len(x_train):
+            raise ValueError(
+                f"mini_batch_size {mini_batch_size} is larger than the training set ({len(x_train)} samples)"
+            )
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.network = network
@@ -125,11 +156,13 @@ class Trainer:
         self.train_size = len(x_train)
         self.iter_per_epoch = max(self.train_size / self.batch_size, 1)
         if iters is None:
-            if not epochs > 0:
-                raise ValueError(f"epochs must be > 0, got {epochs!r}")
+            if not (isinstance(epochs, (int, float, np.number)) and 0 < epochs < math.inf):
+                raise ValueError(f"epochs must be a finite number > 0, got {epochs!r}")
+            if epochs * self.iter_per_epoch > MAX_ITERS:
+                raise ValueError(f"epochs={epochs!r} would take more than 2**63 iterations")
             iters = math.ceil(epochs * self.iter_per_epoch)
-        if not isinstance(iters, (int, np.integer)) or iters < 1:
-            raise ValueError(f"iters must be a positive int, got {iters!r}")
+        if not isinstance(iters, (int, np.integer)) or not 1 <= iters <= MAX_ITERS:
+            raise ValueError(f"iters must be a positive int below 2**63, got {iters!r}")
         self.max_iter = int(iters)
         if optimizer_param is None:
             optimizer_param = {"lr": 0.01}
@@ -138,6 +171,10 @@ class Trainer:
         self.verbose = verbose
         self.sampling = sampling
         self.rng = as_rng(seed)
+        # an int seed lets a saved state's sampler be checked by replaying its batches
+        self._seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+        self._data_fingerprint: str | None = None
+        self._backup: dict[str, np.ndarray] = {}  # the arrays as before the step in progress
         self.show_progress = verbose if progress is None else progress
         self.callbacks = list(callbacks or [])
         self.current_iter = 0
@@ -153,38 +190,126 @@ class Trainer:
     test_acc_list = property(lambda self: self.history.test_acc)
 
     def _next_batch_indices(self) -> np.ndarray:
-        if self.sampling == "replacement":
-            if isinstance(self.rng, np.random.Generator):
-                # the very numbers choice(train_size, batch_size) draws, without its checks
-                return self.rng.integers(0, self.train_size, self.batch_size)
-            return self.rng.choice(self.train_size, self.batch_size)
-        start = (self.current_iter * self.batch_size) % self.train_size
-        if start == 0 or len(self._order) != self.train_size:
-            self._order = self.rng.permutation(self.train_size)
-        stop = start + self.batch_size
-        if stop <= self.train_size:
-            return self._order[start:stop]
-        # the batch straddles two epochs: finish this permutation, start the next
-        head = self._order[start:]
-        self._order = self.rng.permutation(self.train_size)
-        return np.concatenate([head, self._order[: stop - self.train_size]])
+        batch, self._order = train_state.draw_batch(
+            self.rng, self.sampling, self.train_size, self.batch_size, self.current_iter, self._order
+        )
+        return batch
 
     def train_step(self) -> float:
-        """One mini-batch: gradient, update, loss recorded. Returns the loss."""
+        """One mini-batch: gradient, update, loss recorded. Returns the loss.
+
+        NonFiniteLossError when the loss is NaN or infinite, NonFiniteWeightsError when the
+        update made a weight so; either way the network's arrays and the optimizer's state
+        are put back as they were before the step.
+        """
         batch = self._next_batch_indices()
         x_batch, t_batch = self._as_input(self.x_train[batch]), self.t_train[batch]
-        if hasattr(self.network, "loss_and_gradient"):
-            loss, grads = self.network.loss_and_gradient(x_batch, t_batch)
-        else:
-            grads = self.network.gradient(x_batch, t_batch)
-            loss = self.network.loss(x_batch, t_batch)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(self.current_iter, loss)
-        self.optimizer.update(self.network.params, grads)
+        with self._undone_unless_finite():
+            if hasattr(self.network, "loss_and_gradient"):
+                loss, grads = self.network.loss_and_gradient(x_batch, t_batch)
+            else:
+                grads = self.network.gradient(x_batch, t_batch)
+                loss = self.network.loss(x_batch, t_batch)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(self.current_iter, loss)
+            self.optimizer.update(self.network.params, grads)
+            for name, array in self._network_arrays().items():
+                if not np.isfinite(array).all():
+                    raise NonFiniteWeightsError(self.current_iter, loss, name)
         self.history.train_loss.append(loss)
         self.current_iter += 1
         return loss
+
+    def _network_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays a step changes: every param, and every layer's buffers (running statistics)."""
+        arrays = dict(getattr(self.network, "params", {}))
+        for layer_name, layer in getattr(self.network, "layers", {}).items():
+            for key, array in getattr(layer, "buffers", {}).items():
+                arrays[f"{layer_name}/{key}"] = array
+        return arrays
+
+    @contextmanager
+    def _undone_unless_finite(self) -> Iterator[None]:
+        """Put the network's arrays and the optimizer's state back if the block raises
+        NonFiniteLossError: a copy of each is kept, in buffers reused from step to step."""
+        arrays, slots = self._network_arrays(), self.optimizer.slots
+        saved_slots = {name: dict(kept) for name, kept in slots.items()}
+        backup = self._backup
+        pairs = {f"network/{k}": a for k, a in arrays.items()}
+        pairs.update({f"slot/{s}/{k}": a for s, kept in slots.items() for k, a in kept.items()})
+        for key, array in pairs.items():
+            if key not in backup or backup[key].shape != array.shape or backup[key].dtype != array.dtype:
+                backup[key] = np.empty_like(array)
+            np.copyto(backup[key], array)
+        step_count = self.optimizer.step_count
+        try:
+            yield
+        except NonFiniteLossError:
+            for key, array in pairs.items():
+                np.copyto(array, backup[key])
+            self.optimizer.slots = saved_slots  # the slots the step created go, the others keep their arrays
+            self.optimizer.step_count = step_count
+            raise
+
+    def state_dict(self) -> dict[str, Any]:
+        """This run's state as JSON data and arrays (see dlscratch.train_state for the fields):
+        counters, the batch sampler's position, the history, the optimizer's state, and what
+        the numbers depend on (data fingerprint, thread split). The network is not in it."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = train_state.data_fingerprint(
+                self.x_train, self.t_train, self.x_test, self.t_test
+            )
+        if self.rng is np.random:
+            sampler: Any = "global"
+        elif isinstance(self.rng, np.random.Generator):
+            sampler = self.rng.bit_generator.state
+        else:
+            raise ValueError(
+                f"cannot save the state of a trainer whose rng is a {type(self.rng).__name__}; "
+                "give Trainer an int seed, a np.random.Generator or None"
+            )
+        return {
+            "current_iter": self.current_iter,
+            "max_iter": self.max_iter,
+            "batch_size": self.batch_size,
+            "train_size": self.train_size,
+            "sampling": self.sampling,
+            "order": self._order.copy(),
+            "sampler": sampler,
+            "seed": self._seed if sampler != "global" else None,
+            "history": self.history.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "input_scale": self.input_scale,
+            "evaluation_samples": self.evaluate_sample_num_per_epoch,
+            "data": self._data_fingerprint,
+            **train_state.arithmetic(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run state (from state_dict) describes; train() then goes on with it.
+
+        The state is checked as untrusted input first (train_state.check_state), then
+        against this trainer: the optimizer and its hyperparameters, batch size, sampling,
+        kind of batch sampler, input_scale, evaluation samples and the data (by
+        fingerprint) must be the saved run's; ValueError listing what differs, with the
+        trainer untouched. max_iter may differ, to train for longer. A different thread
+        split or NumPy only warns (ResumeWarning): the numbers may then differ in the last
+        bits from the run continued where it was saved. The network's arrays are the
+        caller's to restore (dlscratch.restore_checkpoint does both).
+        """
+        checked = train_state.check_state(state, self.network.params)
+        if problems := train_state.mismatches(checked, self, self.state_dict()):
+            raise ValueError(f"this trainer cannot continue the saved run: {'; '.join(problems)}")
+        for message in train_state.continuation_warnings(checked):
+            warnings.warn(message, ResumeWarning, stacklevel=2)
+        self.optimizer.load_state_dict(checked["optimizer"].state_dict())
+        self.history = checked["history"]
+        self.current_iter = checked["current_iter"]
+        self._order = checked["order"].copy()
+        self._seed = checked["seed"]
+        if checked["sampler"] != "global":
+            self.rng.bit_generator.state = checked["sampler"]
 
     def _as_input(self, x: np.ndarray) -> np.ndarray:
         """Stored samples as the network takes them: x itself, or scaled floats (input_scale)."""

@@ -1,22 +1,26 @@
 """Download one file from a list of mirrors, checked and written atomically.
 
 Every mirror is tried in turn until one gives the whole file with the right checksum. Any
-failure (HTTP error, no connection, timeout, redirect loop, short body, wrong checksum)
-moves on to the next mirror. The data goes to a temporary file in the destination folder,
-named uniquely per process, and is renamed over the final name only once it is complete
-and verified, so readers never see half a file and two processes downloading the same
-file at once both end with a good one. The temporary file is removed on every failure,
-including KeyboardInterrupt.
+failure (HTTP error, no connection, timeout, redirect loop, short body, a body larger than
+the file can be, a mirror too slow to finish within the deadline, wrong checksum) moves on
+to the next mirror. The data goes to a temporary file in the destination folder, named
+uniquely per process, and is renamed over the final name only once it is complete and
+verified, so readers never see half a file and two processes downloading the same file at
+once both end with a good one. The temporary file is removed on every failure, including
+KeyboardInterrupt; one left by a process that was killed is removed by the next download
+into that folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import http.client
 import os
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -25,10 +29,13 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_TIMEOUT", "DownloadError", "download_file"]
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_TIMEOUT", "DownloadError", "download_file"]
 
 #: Seconds any single network operation (connect, each read) may block.
 DEFAULT_TIMEOUT = 30.0
+#: Seconds one mirror may take to deliver the whole file (a trickle of bytes never ends it
+#: by timeout alone): MNIST's largest file at 50 kB/s.
+DEFAULT_DEADLINE = 600.0
 
 _CHUNK = 1 << 16
 _HEADERS = {"User-Agent": "dlscratch (https://pypi.org/project/dlscratch)"}
@@ -64,18 +71,23 @@ def download_file(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    max_bytes: int | None = None,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Path:
     """Fetch ``<mirror>/<name>`` from the first mirror that delivers it into ``dest_dir``.
 
     ``md5`` is the expected hex digest of the file (``None`` skips the check). ``timeout``
-    bounds each connect and each read, in seconds. ``progress`` shows a tqdm bar on
-    stderr (``TQDM_DISABLE=1`` in the environment also hides it). Creates ``dest_dir`` if
-    needed and returns the path of the file. Raises ``DownloadError`` listing every mirror
-    and why it failed when none delivered; nothing is left behind in ``dest_dir`` then.
+    bounds each connect and each read, in seconds; ``deadline`` the whole download from
+    one mirror. ``max_bytes``: the most the file can hold; a mirror announcing or sending
+    more is abandoned at once (``None``: no cap). ``progress`` shows a tqdm bar on stderr
+    (``TQDM_DISABLE=1`` in the environment also hides it). Creates ``dest_dir`` if needed
+    and returns the path of the file. Raises ``DownloadError`` listing every mirror and why
+    it failed when none delivered; nothing is left behind in ``dest_dir`` then.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
+    _remove_abandoned_temps(dest)
     tmp = _create_temp(dest)
     try:
         with open(tmp, "wb") as out:
@@ -85,7 +97,8 @@ def download_file(
                 out.seek(0)
                 out.truncate()
                 try:
-                    _fetch(url, out, md5, timeout=timeout, progress=progress, desc=name)
+                    limits = _Limits(timeout, max_bytes, time.monotonic() + deadline, deadline)
+                    _fetch(url, out, md5, limits, progress=progress, desc=name)
                     break
                 except (*_MIRROR_ERRORS, _BadBodyError) as e:
                     failures.append((url, _describe(e, timeout)))
@@ -101,6 +114,10 @@ def download_file(
     return dest
 
 
+def _temp_name(dest: Path, pid: int, token: str) -> Path:
+    return dest.with_name(f".{dest.name}.{pid}.{token}.part")
+
+
 def _create_temp(dest: Path) -> Path:
     """Create an empty, uniquely named file next to ``dest``; returns its path.
 
@@ -109,7 +126,7 @@ def _create_temp(dest: Path) -> Path:
     (tempfile.mkstemp would force 0o600 and hide a shared cache from other users).
     """
     while True:
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        tmp = _temp_name(dest, os.getpid(), secrets.token_hex(4))
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
@@ -117,12 +134,52 @@ def _create_temp(dest: Path) -> Path:
             continue
 
 
-def _fetch(url: str, out: BinaryIO, md5: str | None, *, timeout: float, progress: bool, desc: str) -> None:
-    """Stream ``url`` into ``out``; raise unless the body is complete and matches ``md5``."""
+def _remove_abandoned_temps(dest: Path) -> None:
+    """Remove the temporary files of downloads of ``dest`` whose process is gone (killed
+    mid-download); those of live processes are theirs."""
+    prefix = f".{dest.name}."
+    for tmp in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
+        pid = tmp.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on POSIX; elsewhere assumed alive, so kept)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _Limits:
+    """What one mirror's download may take: per-read timeout, bytes, and a deadline."""
+
+    def __init__(self, timeout: float, max_bytes: int | None, ends: float, deadline: float) -> None:
+        self.timeout, self.max_bytes, self.ends, self.deadline = timeout, max_bytes, ends, deadline
+
+    def check(self, received: int) -> None:
+        if self.max_bytes is not None and received > self.max_bytes:
+            raise _BadBodyError(f"too large: more than the {self.max_bytes} bytes the file has")
+        if time.monotonic() > self.ends:
+            raise _BadBodyError(f"not complete after {self.deadline:g} s (the deadline), {received} bytes in")
+
+
+def _fetch(url: str, out: BinaryIO, md5: str | None, limits: _Limits, *, progress: bool, desc: str) -> None:
+    """Stream ``url`` into ``out``; raise unless the body is complete, within the limits and
+    matches ``md5``."""
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
-    with urlopen(Request(url, headers=_HEADERS), timeout=timeout) as response:
+    with urlopen(Request(url, headers=_HEADERS), timeout=limits.timeout) as response:
         length = _content_length(response)
+        if length is not None:
+            limits.check(length)  # a mirror announcing too much is not read at all
         with tqdm(
             total=length,
             desc=desc,
@@ -132,11 +189,13 @@ def _fetch(url: str, out: BinaryIO, md5: str | None, *, timeout: float, progress
             file=sys.stderr,
             disable=not progress,
         ) as bar:
-            while chunk := response.read(_CHUNK):
+            # read1: whatever one receive brings, so a trickle of bytes still meets the deadline
+            while chunk := response.read1(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
+                limits.check(received)
     if length is not None and received != length:
         raise _BadBodyError(f"truncated: expected {length} bytes (Content-Length), got {received}")
     if md5 is not None and digest.hexdigest() != md5.lower():

@@ -23,12 +23,16 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["IDX_DTYPES", "MAX_NDIM", "read_idx", "write_idx"]
+from dlscratch.files import open_regular_file
+
+__all__ = ["IDX_DTYPES", "MAX_NDIM", "read_idx", "read_idx_header", "write_idx"]
 
 #: IDX type code -> dtype of the items as stored in the file (big-endian).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -60,21 +64,15 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     stream is corrupt; a missing or unreadable file raises the usual ``OSError``.
     """
     path = Path(path)
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        try:
-            dtype, dims = _read_header(stream, path)
-            header_size = 4 + 4 * len(dims)
-            size = math.prod(dims) * dtype.itemsize  # a Python int: no overflow
-            if not compressed:
-                # The real size is known up front: fail before reading anything.
-                _check_size(path, header_size + size, os.fstat(raw.fileno()).st_size)
-            # One byte more than needed tells trailing data apart from an exact fit.
-            data = _read_at_most(stream, size + 1)
-        except _GZIP_ERRORS as e:
-            raise ValueError(f"{path}: corrupt gzip data ({e})") from e
+    with _opened(path) as (raw, stream, compressed):
+        dtype, dims = _read_header(stream, path)
+        header_size = 4 + 4 * len(dims)
+        size = math.prod(dims) * dtype.itemsize  # a Python int: no overflow
+        if not compressed:
+            # The real size is known up front: fail before reading anything.
+            _check_size(path, header_size + size, os.fstat(raw.fileno()).st_size)
+        # One byte more than needed tells trailing data apart from an exact fit.
+        data = _read_at_most(stream, size + 1)
     if len(data) > size:
         raise ValueError(
             f"{path}: expected {header_size + size} bytes of data, found more "
@@ -82,6 +80,32 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     _check_size(path, header_size + size, header_size + len(data))
     return _to_native(np.frombuffer(data, dtype=dtype).reshape(dims))
+
+
+def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype (native byte order) and dims an IDX file's header declares, reading nothing
+    more, so that files can be checked against each other before their data is read.
+
+    Raises as read_idx does for a malformed header; the data itself is not checked.
+    """
+    path = Path(path)
+    with _opened(path) as (_, stream, _compressed):
+        dtype, dims = _read_header(stream, path)
+    return dtype.newbyteorder("="), dims
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO, bool]]:
+    """(the file, the stream of its IDX bytes, whether it is gzip-compressed); a corrupt
+    gzip stream met inside the block becomes a ValueError naming the file."""
+    with open_regular_file(path) as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            yield raw, stream, compressed
+        except _GZIP_ERRORS as e:
+            raise ValueError(f"{path}: corrupt gzip data ({e})") from e
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dlscratch.datasets.download import DownloadError, download_file
-from dlscratch.datasets.idx import read_idx
+from dlscratch.datasets.idx import read_idx, read_idx_header
 
 __all__ = [
     "DATASETS",
@@ -54,8 +54,10 @@ Dataset = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 class DatasetSpec:
     """Where a data set lives: its folder name, mirrors, checksums and system folders.
 
-    ``md5`` maps each name in FILES to the md5 of the published ``.gz``. Tests and users
-    swap a spec in ``DATASETS`` (``dataclasses.replace``) to point at other mirrors.
+    ``md5`` maps each name in FILES to the md5 of the published ``.gz``, ``sizes`` to its
+    size in bytes (a download may be no larger; a name without a size is not capped).
+    Tests and users swap a spec in ``DATASETS`` (``dataclasses.replace``) to point at
+    other mirrors.
     """
 
     name: str
@@ -64,6 +66,7 @@ class DatasetSpec:
     md5: Mapping[str, str]
     system_dirs: tuple[str, ...] = ()
     hint: str = ""
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -86,6 +89,7 @@ DATASETS: dict[str, DatasetSpec] = {
                 strict=True,
             )
         ),
+        sizes=dict(zip(FILES, (9912422, 28881, 1648877, 4542), strict=True)),
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -108,6 +112,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         system_dirs=("/usr/share/datasets/fashion-mnist",),
         hint="On Debian or Ubuntu, `apt install dataset-fashion-mnist` provides them.",
+        sizes=dict(zip(FILES, (26421880, 29515, 4422102, 5148), strict=True)),
     ),
 }
 
@@ -171,24 +176,33 @@ def load_idx_dataset(
     """Read an images file and its labels file and check that they belong together.
 
     Returns ``(images, labels)``: uint8 ``(N, *image_shape)`` and int64 ``(N,)`` with
-    values in ``0..num_classes-1``; any N. Raises ``ValueError`` naming the file(s) when
-    a file is malformed, the shapes are wrong, the counts differ or a label is out of range.
+    values in ``0..num_classes-1``; any N > 0. Raises ``ValueError`` naming the file(s)
+    when a file is malformed, the shapes are wrong, the counts differ (checked from the
+    headers, before any data is read), the files are empty or a label is out of range.
     """
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.shape[1:] != tuple(image_shape):
+    # the headers first: a file claiming far more (or fewer) samples than its partner is
+    # refused before either file's data is read (a gzip file can expand a thousandfold)
+    (image_dtype, image_dims), (label_dtype, label_dims) = (
+        read_idx_header(images_path),
+        read_idx_header(labels_path),
+    )
+    if image_dtype != np.uint8 or image_dims[1:] != tuple(image_shape):
         raise ValueError(
             f"{images_path}: expected uint8 images of shape (N, "
-            f"{', '.join(map(str, image_shape))}), found {images.dtype} of shape {images.shape}"
+            f"{', '.join(map(str, image_shape))}), found {image_dtype} of shape {image_dims}"
         )
-    if labels.ndim != 1 or labels.dtype.kind not in "ui":
+    if len(label_dims) != 1 or label_dtype.kind not in "ui":
         raise ValueError(
-            f"{labels_path}: expected 1-D integer labels, found {labels.dtype} of shape {labels.shape}"
+            f"{labels_path}: expected 1-D integer labels, found {label_dtype} of shape {label_dims}"
         )
-    if len(images) != len(labels):
+    if image_dims[0] != label_dims[0]:
         raise ValueError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds "
-            f"{len(labels)} labels (expected the same count)"
+            f"{images_path} holds {image_dims[0]} images but {labels_path} holds "
+            f"{label_dims[0]} labels (expected the same count)"
         )
+    if image_dims[0] == 0:
+        raise ValueError(f"{images_path} holds no images (and {labels_path} no labels): an empty data set")
+    images, labels = read_idx(images_path), read_idx(labels_path)
     labels = labels.astype(np.int64)  # int64 indexes and does arithmetic without wrapping
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
@@ -267,7 +281,9 @@ def _fetch_missing(
     fetched = {}
     for i, name in enumerate(missing):
         try:
-            fetched[name] = download_file(name, folders[0], spec.mirrors, spec.md5.get(name))
+            fetched[name] = download_file(
+                name, folders[0], spec.mirrors, spec.md5.get(name), max_bytes=spec.sizes.get(name)
+            )
         except DownloadError as e:
             # The data set is unusable without this file; don't wait on the others.
             tried = "".join(f"\n  {url}: {reason}" for url, reason in e.failures)

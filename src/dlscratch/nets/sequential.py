@@ -298,6 +298,7 @@ class Sequential:
                 for name, layer in self.layers.items()
             ],
             "last_layer": type(self.lastLayer).__name__,
+            "last_layer_config": self.lastLayer.config() if hasattr(self.lastLayer, "config") else {},
             "weight_decay_lambda": self.weight_decay_lambda,
         }
 
