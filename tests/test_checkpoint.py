@@ -233,15 +233,17 @@ def test_model_and_checkpoint_files_are_not_mistaken_for_each_other(tmp_path):
         load_checkpoint(model)
 
 
-def test_callback_saves_every_n_iterations_and_after_the_last(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("every", "expected"), [(None, [3, 6, 9, 10]), (4, [3, 4, 6, 8, 9, 10])])
+def test_callback_saves_each_epoch_every_n_and_after_the_last(tmp_path, monkeypatch, every, expected):
+    """20 samples in batches of 7: epochs end inside iterations 3, 6 and 9."""
     saved_at = []
     monkeypatch.setattr(
         checkpoint_module,
         "save_checkpoint",
         lambda path, trainer, extra: saved_at.append(trainer.current_iter),
     )
-    make_trainer(iters=10, callbacks=[checkpoint_callback(tmp_path / "run.ckpt", every=4)]).train()
-    assert saved_at == [4, 8, 10]
+    make_trainer(iters=10, callbacks=[checkpoint_callback(tmp_path / "run.ckpt", every=every)]).train()
+    assert saved_at == expected
 
 
 def test_callback_replaces_one_file_atomically(tmp_path):
@@ -433,7 +435,16 @@ TAMPERINGS = {
     "history epochs": (("trainer", "history", "epochs"), [0, 9], "do not follow from its iterations"),
     "history iterations": (("trainer", "history", "iterations"), [0, 4], "rise from 0 to at most 3"),
     "history accuracy": (("trainer", "history", "test_acc"), [0.1, 1.5], "between 0 and 1"),
-    "history lengths": (("trainer", "history", "test_acc"), [0.1], "of one length"),
+    "history lengths": (("trainer", "history", "train_acc"), [0.1], "of one length"),
+    "test accuracies": (("trainer", "history", "test_acc"), [0.1], "test_acc must hold 2 accuracies"),
+    "validation accuracies": (("trainer", "history", "val_acc"), [0.1, 0.2], "val_acc must hold 0"),
+    "schedule": (("trainer", "lr_schedule"), {"name": "Exponential"}, "unknown learning-rate schedule"),
+    "augmentation": (("trainer", "augmentation"), {"config": {"name": "Rotate"}}, "unknown augmentation"),
+    "early stopping without validation": (
+        ("trainer", "early_stopping"),
+        {"patience": 2},
+        "early stopping state is there but the run has no validation set",
+    ),
     "history seconds": (("trainer", "history", "seconds"), -1.0, "seconds must be a number >= 0"),
     "no trainer": (("trainer",), None, "needs 'trainer' as dict"),
     "threads": (("trainer", "threads"), 0, "'threads' between 1 and"),
@@ -473,11 +484,12 @@ def test_the_tampering_base_loads(tmp_path):
         )
 
 
-def test_a_version_1_checkpoint_is_refused_by_name(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_checkpoint_is_refused_by_name(tmp_path, version):
     meta, arrays = model_parts(plain_checkpoint(tmp_path))
-    meta["version"] = 1
+    meta["version"] = version
     with pytest.raises(
-        ValueError, match="dlscratch-checkpoint version 1 is not the version this dlscratch reads, 2"
+        ValueError, match=f"dlscratch-checkpoint version {version} is not the version this dlscratch reads, 3"
     ):
         load_checkpoint(raw_archive(tmp_path / "old.ckpt", meta, arrays))
 

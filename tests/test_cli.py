@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -15,13 +16,15 @@ import pytest
 from _http import write_fake_mnist
 from test_serialize import model_parts, raw_archive, set_in
 
-from dlscratch import cli
+from dlscratch import cli, footprint
 from dlscratch.checkpoint import load_checkpoint
 from dlscratch.cli import main
+from dlscratch.datasets import DATASETS
 from dlscratch.files import lock_folder
 from dlscratch.layers import Affine, Convolution, Relu
 from dlscratch.nets import Sequential
 from dlscratch.serialize import save
+from dlscratch.train import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +116,36 @@ def test_bad_options_are_one_line_and_status_2(argv, message, capsys):
     assert err.count("\n") == 1
 
 
-def test_missing_data_is_one_line_naming_the_files(tmp_path, capsys):
+def test_missing_data_is_a_short_line_then_the_ways_out(tmp_path, capsys):
     argv = ["train", "--data-dir", str(tmp_path), "--no-download", "--out", str(tmp_path / "run")]
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "train-images-idx3-ubyte.gz" in err and str(tmp_path) in err
+    first, *details = capsys.readouterr().err.splitlines()
+    assert first == "dlscratch: MNIST is not on this machine, and --no-download forbids fetching it."
+    text = "\n".join(details)
+    assert (
+        f"looked in: {tmp_path}" in text
+        and "--data-dir FOLDER" in text
+        and "train-images-idx3-ubyte.gz" in text
+    )
+    assert "data_dir=" not in text and "download=False" not in text  # the command line's words, not Python's
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_the_message_names_the_installed_data_set(tmp_path, capsys, monkeypatch):
+    """No network (a mirror that refuses connections) and Fashion-MNIST in the user's data folder."""
+    write_fake_mnist(tmp_path / "data" / "fashion-mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("DLSCRATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setitem(
+        DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], mirrors=("http://127.0.0.1:9/",))
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--quiet"]) == 2
+    first, *details = capsys.readouterr().err.splitlines()
+    assert first == "dlscratch: MNIST is not on this machine, and downloading it failed (no network?)."
+    assert "  Fashion-MNIST is installed here: use --dataset fashion-mnist" in details
+    assert any("127.0.0.1:9" in line for line in details)  # why the download failed comes last
+    assert not (tmp_path / "runs").exists()  # a run that fails before training leaves nothing
+    assert main(["train", "--quiet", "--dataset", "fashion-mnist", "--iters", "2", "--batch-size", "5"]) == 0
 
 
 def test_unwritable_out_is_refused_before_training(data_dir, tmp_path, capsys):
@@ -185,7 +213,7 @@ def refused(capsys, argv, *messages):
         (["--model", "mlp", "--hidden-sizes", "1000000000,10"], "weights would take more than 1/5 of the"),
         (["--batch-size", "1000000000000"], "larger than the training set (60 samples)"),
         (["--batch-size", "61", "--sampling", "shuffle"], "larger than the training set (60 samples)"),
-        (["--seed", "-1"], "negative"),
+        (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
         (["--weight-decay", "inf", "--model", "mlp"], "--weight-decay"),
     ],
     ids=["epochs", "hidden size", "hidden sizes", "batch size", "batch over data", "seed", "weight decay"],
@@ -196,7 +224,7 @@ def test_absurd_values_are_one_line(data_dir, tmp_path, capsys, options, message
 
 
 def test_a_batch_too_big_for_memory_is_refused_before_training(data_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "available_memory", lambda: 50 * 2**20)  # a machine with 50 MiB free
+    monkeypatch.setattr(footprint, "available_memory", lambda: 50 * 2**20)  # a machine with 50 MiB free
     argv = ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(tmp_path / "run"), "--quiet"]
     refused(
         capsys, [*argv, "--model", "deep-convnet", "--batch-size", "60"], "a batch of 60 samples needs about"
@@ -209,7 +237,7 @@ def test_a_bug_is_shown_as_a_bug(data_dir, tmp_path, capsys, monkeypatch):
     def broken(self):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr(cli.Trainer, "train", broken)
+    monkeypatch.setattr(Trainer, "train", broken)
     assert _train(data_dir, tmp_path / "run", "--iters", "2", "--batch-size", "10") == cli.BUG_STATUS
     err = capsys.readouterr().err
     assert "Traceback" in err and "ValueError: an internal inconsistency" in err
@@ -248,9 +276,10 @@ def evaluate(data_dir, model):
 
 
 def test_evaluate_a_network_without_parameters(data_dir, tmp_path, capsys):
+    """It runs (no StopIteration), and its 784 scores for 10 classes are refused in one line."""
     model = save(Sequential([Relu()]), tmp_path / "model.npz")
-    assert main(evaluate(data_dir, model)) == 0
-    assert "test accuracy: " in capsys.readouterr().out
+    message = "the model gives scores of shape (784,) per sample, but mnist has 10"
+    refused(capsys, evaluate(data_dir, model), message)
 
 
 @pytest.mark.parametrize(
@@ -374,12 +403,14 @@ def record_edit(*keys, value):
     return lambda meta, arrays: set_in(meta, keys, value)
 
 
+EXTEND = ["--iters", "6"]  # the original run is finished: each resume trains it further
+
 RESUME_EDITS = {
     "extra null": (record_edit("extra", value=None), "holds no settings of a 'dlscratch train' run"),
     "no settings": (record_edit("extra", value={}), "holds no settings of a 'dlscratch train' run"),
     "model removed": (
         settings_edit("model", remove=True),
-        "the network is 'MultiLayerNetExtend' in the checkpoint, 'TwoLayerNet' here",
+        "--model two-layer does not take --hidden-sizes",
     ),
     "dataset cifar": (settings_edit("dataset", "cifar"), "argument --dataset: invalid choice: 'cifar'"),
     "eval samples 0": (settings_edit("eval_samples", 0), "--eval-samples: expected a positive integer"),
@@ -412,26 +443,31 @@ RESUME_EDITS = {
 @pytest.mark.parametrize("edit", RESUME_EDITS.values(), ids=RESUME_EDITS)
 def test_an_edited_checkpoint_is_refused_in_one_line(checkpointed_run, capsys, edit):
     change, message = edit
-    refused(capsys, ["train", "--resume", str(checkpointed_run(change))], message)
+    refused(capsys, ["train", "--resume", str(checkpointed_run(change)), *EXTEND], message)
 
 
 def test_resuming_on_other_data_is_refused(checkpointed_run, tmp_path, capsys):
     other = tmp_path / "other-data"
     write_fake_mnist(other, n_train=60, n_test=20, seed=1)  # same shapes, other pixels
     run = checkpointed_run(settings_edit("data_dir", str(other)))
-    refused(capsys, ["train", "--resume", str(run)], "the training and test data (fingerprint) is")
+    refused(capsys, ["train", "--resume", str(run), *EXTEND], "the training and test data (fingerprint) is")
 
 
 def test_resuming_never_downloads_or_creates_folders(checkpointed_run, tmp_path, capsys):
     nowhere = tmp_path / "nowhere" / "deep"
     run = checkpointed_run(settings_edit("data_dir", str(nowhere)))
-    refused(capsys, ["train", "--resume", str(run)], "missing and not downloaded")
+    assert main(["train", "--resume", str(run), *EXTEND]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert (
+        first
+        == "dlscratch: MNIST is not on this machine, and a resume never downloads (the run had its data)."
+    )
     assert not (tmp_path / "nowhere").exists()
 
 
 def test_resuming_on_another_thread_split_warns(checkpointed_run, capsys):
     run = checkpointed_run(record_edit("trainer", "threads", value=64))
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--quiet", *EXTEND]) == 0
     err = capsys.readouterr().err
     assert err.startswith("dlscratch: warning: the saved run's arithmetic used 64 thread(s)")
 
@@ -439,5 +475,5 @@ def test_resuming_on_another_thread_split_warns(checkpointed_run, capsys):
 def test_the_unedited_copy_resumes(checkpointed_run, capsys):
     """The edits above start from a run that resumes, so each refusal is the edit's."""
     run = checkpointed_run(lambda meta, arrays: None)
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--quiet", *EXTEND]) == 0
     assert capsys.readouterr().err == ""

@@ -47,7 +47,7 @@ from dlscratch.nets import (
 )
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, get_optimizer
 from dlscratch.serialize import load, save
-from dlscratch.train import History, NonFiniteLossError, Trainer
+from dlscratch.train import DivergenceError, History, NonFiniteLossError, Trainer
 
 __version__ = "0.1.0"
 
@@ -61,6 +61,7 @@ __all__ = [
     "ComputationalGraph",
     "Convolution",
     "DeepConvNet",
+    "DivergenceError",
     "Dropout",
     "History",
     "LeakyRelu",

@@ -1,7 +1,7 @@
 """Training checkpoints: everything needed to stop a run and continue it bit for bit.
 
 A checkpoint is an archive (see dlscratch.archive) of format "dlscratch-checkpoint",
-version 2, written atomically and flushed to disk:
+version 3, written atomically and flushed to disk:
 
     __meta__                 UTF-8 JSON: "network" (as in a model file), "trainer"
                              (Trainer.state_dict(): counters, sampler, history, optimizer,
@@ -9,16 +9,17 @@ version 2, written atomically and flushed to disk:
                              and np.random's global state), "extra" (any JSON of yours)
     params/..., buffers/...  the network's arrays, as in a model file
     trainer/...              the arrays inside the trainer's state (the shuffled epoch, the
-                             optimizer's slots, an MT19937 key)
+                             optimizer's slots, early stopping's best weights, an MT19937 key)
     rng/...                  the arrays inside the random states (np.random's MT19937 key)
 
-Inside the JSON an array appears as {"__array__": "<entry name>"}. Version 1 files
-(dlscratch before the trainer's state had a fingerprint of its data) are refused.
+Inside the JSON an array appears as {"__array__": "<entry name>"}. Files of earlier
+versions are refused: version 1 had no fingerprint of the data, version 2 no validation,
+schedule, augmentation or early stopping, which a continuation would silently drop.
 
 Random state, saved exactly (a generator's 128-bit integers are JSON integers, which Python
 reads back exactly) and set again by restore_checkpoint:
 - the batch sampler's generator (Trainer(seed=...)), in the trainer's state, or "global"
-  when unseeded;
+  when unseeded; the augmentation's generators, there too;
 - "layers": every np.random.Generator a layer holds, by "<layer name>/<attribute>" (the
   mask source of Dropout(seed=...), which seeded networks such as MultiLayerNetExtend use);
 - "global": np.random's global state, which an unseeded Trainer (seed=None, as in the book)
@@ -57,7 +58,7 @@ from dlscratch.train_state import check_generator_state, check_state
 __all__ = ["checkpoint_callback", "load_checkpoint", "restore_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "dlscratch-checkpoint"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 ARRAY_REF = "__array__"
 
 
@@ -92,11 +93,15 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
 
     Returns {"network": the network, rebuilt; "optimizer": an Optimizer in its saved state;
     "history": a History; "trainer": {"current_iter", "max_iter", "batch_size",
-    "train_size", "sampling", "order", "seed", "input_scale", "evaluation_samples",
-    "data", "threads", "numpy"}; "rng": {"sampler": the generator's bit_generator.state,
-    or "global" for an unseeded trainer; "layers": "<layer>/<attribute>" -> a layer
-    generator's state; "global": np.random's state}; "extra": what save_checkpoint was
-    given}. ValueError naming the file for anything damaged or inconsistent.
+    "train_size", "validation_size", "test_each_epoch", "sampling", "order", "seed",
+    "lr_schedule" (a Schedule or None), "augmentation" ({"config", "generators"} or None),
+    "early_stopping" ({"patience", "min_delta", "best_acc", "best_iteration", "wait",
+    "best"} or None), "input_scale", "evaluation_samples", "data", "threads", "numpy"};
+    "finished": whether the run reached its last iteration or stopped early; "rng":
+    {"sampler": the generator's bit_generator.state, or "global" for an unseeded trainer;
+    "layers": "<layer>/<attribute>" -> a layer generator's state; "global": np.random's
+    state}; "extra": what save_checkpoint was given}. ValueError naming the file for
+    anything damaged or inconsistent.
     """
     return _read(path)[0]
 
@@ -128,22 +133,29 @@ def restore_checkpoint(path: PathLike, trainer: Trainer) -> dict[str, Any]:
     return checkpoint
 
 
-def checkpoint_callback(path: PathLike, every: int, extra: Any = None) -> Callable[[Trainer], None]:
-    """A Trainer callback that saves a checkpoint to path every `every` iterations and after
-    the last one.
+def checkpoint_callback(
+    path: PathLike, every: int | None = None, extra: Any = None
+) -> Callable[[Trainer], None]:
+    """A Trainer callback that saves a checkpoint to path at the end of every epoch (after
+    its evaluation), after the last iteration (early stopping's too), and, when `every` is
+    given, every `every` iterations as well.
 
     Each save replaces the one before atomically, so path always holds the newest complete
     checkpoint (one file, no numbering). extra is passed to save_checkpoint.
     """
-    if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+    if every is not None and (
+        isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1
+    ):
         raise ValueError(f"checkpoint every must be a positive int, got {every!r}")
     extra = to_json_data(extra, "extra")  # refused now rather than at the first save
 
-    def save_every(trainer: Trainer) -> None:
-        if trainer.current_iter % every == 0 or trainer.current_iter == trainer.max_iter:
+    def save_when_due(trainer: Trainer) -> None:
+        evaluations = trainer.history.iterations
+        epoch_ended = bool(evaluations) and evaluations[-1] == trainer.current_iter
+        if epoch_ended or trainer.finished or (every is not None and trainer.current_iter % every == 0):
             save_checkpoint(path, trainer, extra)
 
-    return save_every
+    return save_when_due
 
 
 # ---------------------------------------------------------------- arrays inside JSON
@@ -193,18 +205,32 @@ def _parse(archive: Archive) -> tuple[dict[str, Any], dict[str, Any]]:
     random_states = _join_arrays(field(record, "rng", dict, "the record"), others)
     if others:
         raise ValueError(f"arrays nothing in the record refers to: {short(sorted(others))}")
-    checked = check_state(state, network.params)
+    checked = check_state(state, network)
     layers = field(random_states, "layers", dict, "the random states")
     for generator_state in layers.values():
         check_generator_state(generator_state)
     np.random.RandomState().set_state(field(random_states, "global", dict, "the random states"))
     counters = ("current_iter", "max_iter", "batch_size", "train_size", "sampling", "order", "seed")
-    settings = ("input_scale", "evaluation_samples", "data", "threads", "numpy")
+    settings = (
+        "validation_size",
+        "test_each_epoch",
+        "lr_schedule",
+        "augmentation",
+        "early_stopping",
+        "input_scale",
+        "evaluation_samples",
+        "data",
+        "threads",
+        "numpy",
+    )
+    early = checked["early_stopping"]
     checkpoint = {
         "network": network,
         "optimizer": checked["optimizer"],
         "history": checked["history"],
         "trainer": {key: checked[key] for key in counters + settings},
+        "finished": checked["current_iter"] == checked["max_iter"]
+        or (early is not None and early["wait"] >= early["patience"]),
         "rng": {"sampler": checked["sampler"], "layers": layers, "global": random_states["global"]},
         "extra": record.get("extra"),
     }

@@ -4,12 +4,14 @@ Every function returns a matplotlib.figure.Figure made directly (not through pyp
 global state), so they work headless, never leak between calls, and show themselves in a
 notebook after ``%matplotlib inline``. ``save_figure`` writes one to a file.
 
-- plot_history: one run's loss per iteration and accuracy per epoch (``dlscratch train``'s PNG)
+- plot_history: one run's loss per iteration and per epoch, and its accuracies per epoch
+  (``dlscratch train``'s PNG)
 - plot_histories: several runs side by side, e.g. batch norm on and off
 - plot_images: a grid of images: samples, filters, misclassified examples
 - plot_filters, plot_misclassified: the two grids chapter 7 shows
 - plot_activation_histograms: the histograms of chapter 6's weight-initialisation experiment
 - plot_optimizer_paths: the optimizers' paths over a function's contours (chapter 6)
+- plot_confusion_matrix: which classes are taken for which (``dlscratch evaluate``'s PNG)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dlscratch.train import History
 
 __all__ = [
     "plot_activation_histograms",
+    "plot_confusion_matrix",
     "plot_filters",
     "plot_histories",
     "plot_history",
@@ -39,12 +42,18 @@ __all__ = [
     "save_figure",
 ]
 
-METRICS = {"train_loss": "training loss", "train_acc": "train accuracy", "test_acc": "test accuracy"}
+METRICS = {
+    "train_loss": "training loss",
+    "train_acc": "train accuracy",
+    "val_acc": "validation accuracy",
+    "test_acc": "test accuracy",
+}
 
 
 def plot_history(history: History, *, smooth: int = 50) -> Figure:
-    """Two panels: the training loss per iteration (and its moving average over `smooth`
-    iterations) and the train/test accuracy at each evaluation, by epoch."""
+    """Two panels: the training loss per iteration (with its moving average over `smooth`
+    iterations, and each epoch's mean as a step), and the accuracies at each evaluation
+    (train; validation and test when the run scored them), by epoch."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     loss_axes, acc_axes = figure.subplots(1, 2)
 
@@ -53,11 +62,23 @@ def plot_history(history: History, *, smooth: int = 50) -> Figure:
     loss_axes.plot(iterations, loss, color="tab:blue", alpha=0.3, linewidth=0.8, label="per iteration")
     if len(loss) >= smooth > 1:
         loss_axes.plot(*_moving_average(loss, smooth), color="tab:blue", label=f"mean of {smooth}")
+    starts = [0, *history.iterations[:-1]]
+    spans = [
+        (start, end, mean)
+        for start, end, mean in zip(starts, history.iterations, history.epoch_losses(), strict=True)
+        if mean is not None
+    ]
+    if spans:
+        begin, end, mean = zip(*spans, strict=True)
+        loss_axes.hlines(mean, begin, end, color="tab:orange", linewidth=2, label="mean of each epoch")
     loss_axes.set(xlabel="iteration", ylabel="loss", title="training loss")
     loss_axes.legend()
 
     acc_axes.plot(history.epochs, history.train_acc, marker="o", label="train")
-    acc_axes.plot(history.epochs, history.test_acc, marker="s", linestyle="--", label="test")
+    if history.val_acc:
+        acc_axes.plot(history.epochs, history.val_acc, marker="^", linestyle="-.", label="validation")
+    if history.test_acc:
+        acc_axes.plot(history.epochs, history.test_acc, marker="s", linestyle="--", label="test")
     _accuracy_axes(acc_axes, "accuracy")
     return figure
 
@@ -228,6 +249,59 @@ def plot_optimizer_paths(
         axes.set(xlim=xlim, ylim=ylim, xlabel="x", ylabel="y", title=name)
     for axes in all_axes[len(paths) :]:
         axes.set_visible(False)
+    return figure
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray, *, class_names: Sequence[str] | None = None, title: str | None = None
+) -> Figure:
+    """A confusion matrix as a grid: row i, column j counts samples of class i predicted as j.
+
+    Parameters
+    ----------
+    matrix
+        (C, C) counts, e.g. from dlscratch.metrics.confusion_matrix.
+    class_names
+        C names for the rows and columns (default: 0 to C-1).
+    title
+        The figure's title (default: "confusion matrix").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each cell shaded by its share of its row (a rare class shows as clearly as a
+        common one) and labelled with its count; each row's accuracy beside its name.
+
+    Raises
+    ------
+    ValueError
+        For a matrix that is not square, or names that do not match it.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"plot_confusion_matrix expected a square (C, C) matrix, got shape {matrix.shape}")
+    size = len(matrix)
+    names = [str(i) for i in range(size)] if class_names is None else list(class_names)
+    if len(names) != size:
+        raise ValueError(f"plot_confusion_matrix got {size} classes but {len(names)} class names")
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = matrix / np.where(totals > 0, totals, 1)
+    side = max(4.0, 0.55 * size + 2)
+    figure = Figure(figsize=(side + 1.2, side), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(size):
+        for j in range(size):
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            axes.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    axes.set_xticks(range(size), names, rotation=45, ha="right", fontsize=8)
+    rows = [
+        f"{name} ({matrix[i, i] / totals[i, 0]:.1%})" if totals[i, 0] else name
+        for i, name in enumerate(names)
+    ]
+    axes.set_yticks(range(size), rows, fontsize=8)
+    axes.set(xlabel="predicted", ylabel="true class (accuracy)", title=title or "confusion matrix")
+    figure.colorbar(image, ax=axes, label="share of the true class")
     return figure
 
 

@@ -13,7 +13,13 @@ with the record::
                  "config": {"input_size": 784, "hidden_size": 50, ...},
                  "dtype": "float64",
                  "param_layers": {"W1": ["Affine1", "W"], ...}},
+     "metadata": {...},
      "arrays": {"params/W1": {"shape": [784, 50], "dtype": "float64"}, ...}}
+
+``metadata`` (optional) is any JSON object the saver gives: ``dlscratch train`` records
+the data set the model learnt, how its images were prepared (layout, scale, class
+names) and the run's effective settings, so ``dlscratch evaluate`` and ``predict`` need
+no options. ``load_metadata`` reads it back without building the network.
 
 ``config`` is ``network.config()``: a named network's constructor arguments, or for a plain
 Sequential its layers (``{"name", "type", "config"}`` each), ``last_layer`` and
@@ -47,7 +53,7 @@ from dlscratch.nets.init import weight_budget
 from dlscratch.nets.sequential import Sequential
 from dlscratch.records import field, short, to_json_data
 
-__all__ = ["load", "save"]
+__all__ = ["load", "load_metadata", "save", "with_dtype"]
 
 T = TypeVar("T")
 
@@ -62,8 +68,13 @@ _CHECK_VALUES_HINT = "pass check_values=False to load such values anyway"
 # ---------------------------------------------------------------- the public functions
 
 
-def save(network: Sequential, path: PathLike, *, check_values: bool = True) -> Path:
+def save(
+    network: Sequential, path: PathLike, *, check_values: bool = True, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write network to a model file at path and return the path as a Path.
+
+    metadata: a dict of JSON data kept with the model (see the module's notes), read back
+    by load_metadata.
 
     path is used exactly as given (no ".npz" is added; ".npz" is the usual suffix). The
     file is written under a temporary name in the same folder, flushed to disk and renamed
@@ -74,6 +85,10 @@ def save(network: Sequential, path: PathLike, *, check_values: bool = True) -> P
     not a Sequential.
     """
     record = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "network": network_description(network)}
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
+        record["metadata"] = to_json_data(metadata, "metadata")
     arrays = network_arrays(network)
     if check_values:
         check_network_values(arrays)
@@ -94,6 +109,76 @@ def load(path: PathLike, *, check_values: bool = True) -> Sequential:
         return network_from(archive.record.get("network"), archive, check_values=check_values)
 
     return read_archive(path, MODEL_FORMAT, MODEL_VERSION, parse)
+
+
+def load_metadata(path: PathLike) -> dict[str, Any]:
+    """The metadata saved with a model, without building its network.
+
+    Parameters
+    ----------
+    path
+        A model file, as save writes it.
+
+    Returns
+    -------
+    dict
+        The metadata given to save, as JSON data; {} when none was. Anybody can edit it:
+        check each value before using it.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is not a model file (its container is checked as load
+        checks it) or its metadata is not a JSON object.
+    OSError
+        When the path cannot be opened.
+    """
+
+    def parse(archive: Archive) -> dict[str, Any]:
+        metadata = archive.record.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ValueError(f"the metadata must be a JSON object, got {short(metadata)}")
+        return metadata
+
+    return read_archive(path, MODEL_FORMAT, MODEL_VERSION, parse)
+
+
+def with_dtype(network: Sequential, dtype: Any) -> Sequential:
+    """A copy of a network with its params and buffers converted to another dtype.
+
+    Parameters
+    ----------
+    network
+        A network save can write (the networks dlscratch.nets exports, or a Sequential of
+        dlscratch.layers); it is left as it is.
+    dtype
+        float32 or float64, e.g. float64 to check the gradients of a model trained in float32.
+
+    Returns
+    -------
+    Sequential
+        A network of the same class and settings, no array shared with the original.
+
+    Raises
+    ------
+    ValueError
+        When network could not be saved, or the dtype is not one it can be built in.
+    """
+    dtype = np.dtype(dtype)
+    description = network_description(network)
+    arrays = {name: array.astype(dtype) for name, array in network_arrays(network).items()}
+    cls = type(network)
+    if cls is Sequential:
+        return _sequential_from(description["config"], description["param_layers"], arrays)
+    config = dict(description["config"])
+    if "dtype" not in config:
+        raise ValueError(f"a {cls.__name__} has no dtype setting to convert")
+    # zeros, not random draws: the arrays are overwritten next
+    budget = sum(array.nbytes for name, array in arrays.items() if name.startswith("params/"))
+    with weight_budget(budget, draw=False, what="the network's own weights"):
+        copy = build(f"a {cls.__name__}", cls, **{**config, "dtype": dtype.name})
+    copy_network_arrays(copy, arrays)
+    return copy
 
 
 # ---------------------------------------------------------------- describing a network

@@ -8,16 +8,25 @@ dlscratch.checkpoint stores that state in a file. The state (JSON data and array
                                                       epoch, its generator's state ("global"
                                                       for np.random's), the int seed if any
     history                                           History.to_dict()
-    optimizer                                         Optimizer.state_dict()
+    optimizer                                         Optimizer.state_dict() (the starting lr
+                                                      when a schedule sets it)
+    validation_size, test_each_epoch                  what each evaluation scores
+    lr_schedule                                       null, or the Schedule's config()
+    augmentation                                      null, or {"config": its config(),
+                                                      "generators": [each generator's state]}
+    early_stopping                                    null, or EarlyStopping.state_dict():
+                                                      settings, progress, the best weights
     input_scale, evaluation_samples                   settings that change the numbers
-    data                                              a fingerprint of the four data arrays
+    data                                              a fingerprint of the data arrays
     threads, numpy                                    what the arithmetic ran on
 
 Checking treats every field as untrusted: kinds and ranges, then the counters against
 each other (the losses recorded are current_iter, the optimizer's steps are current_iter,
-evaluations fall on iterations the run reached, epochs follow from iterations, the
-shuffled epoch is a permutation where one must be in progress), and for an int seed the
-sampler's state against a replay of the batches the seed gives.
+evaluations fall on iterations the run reached, epochs follow from iterations, one
+accuracy per evaluation for each split scored, the shuffled epoch is a permutation where
+one must be in progress, early stopping's best is one of the evaluations and its count
+of evaluations since is the history's), and for an int seed the sampler's state against
+a replay of the batches the seed gives.
 """
 
 from __future__ import annotations
@@ -33,17 +42,22 @@ import numpy as np
 
 from dlscratch import optim as optim_module
 from dlscratch._threads import split_count
+from dlscratch.augment import augmentation_from_config
 from dlscratch.optim import Optimizer
 from dlscratch.records import choice, field, integer, number, or_none, short
+from dlscratch.schedules import schedule_from_config
 
 __all__ = [
     "SAMPLING_MODES",
     "arithmetic",
+    "augmentation_state",
     "check_state",
     "continuation_warnings",
     "data_fingerprint",
     "draw_batch",
     "mismatches",
+    "network_state_arrays",
+    "set_augmentation_state",
 ]
 
 SAMPLING_MODES = ("replacement", "shuffle")
@@ -111,21 +125,62 @@ def arithmetic() -> dict[str, Any]:
     return {"threads": split_count(), "numpy": np.__version__}
 
 
+def network_state_arrays(network: Any) -> dict[str, np.ndarray]:
+    """The arrays a training step changes: every param by its name, every layer's buffers
+    as "<layer>/<key>" (the network's own arrays, not copies)."""
+    arrays = dict(getattr(network, "params", {}))
+    for layer_name, layer in getattr(network, "layers", {}).items():
+        for key, array in getattr(layer, "buffers", {}).items():
+            arrays[f"{layer_name}/{key}"] = array
+    return arrays
+
+
+def _generators(augment: Any) -> list[np.random.Generator]:
+    """The generators of an Augmentation (one) or a Compose (one per part, in order)."""
+    parts = getattr(augment, "augmentations", [augment])
+    return [part.rng for part in parts]
+
+
+def augmentation_state(augment: Any) -> dict[str, Any] | None:
+    """{"config", "generators"} of an augmentation with config() (see dlscratch.augment);
+    None for none. ValueError for an augmentation whose state cannot be saved."""
+    if augment is None:
+        return None
+    if not hasattr(augment, "config"):
+        raise ValueError(
+            f"cannot save the state of the augmentation {augment!r}: use dlscratch.augment's "
+            "Augmentation or Compose, whose settings and generators can be saved"
+        )
+    return {"config": augment.config(), "generators": [g.bit_generator.state for g in _generators(augment)]}
+
+
+def set_augmentation_state(augment: Any, state: dict[str, Any] | None) -> None:
+    """Put the generators' saved states (from augmentation_state, checked) back."""
+    if augment is None or state is None:
+        return
+    for generator, saved in zip(_generators(augment), state["generators"], strict=True):
+        generator.bit_generator.state = saved
+
+
 # ---------------------------------------------------------------- checking a state
 
 
-def check_state(state: Any, params: dict[str, np.ndarray]) -> dict[str, Any]:
+def check_state(state: Any, network: Any) -> dict[str, Any]:
     """state (as Trainer.state_dict() gives it) checked field by field and as a whole.
 
-    params: the network's parameters, which the optimizer's slots must match. Returns the
-    state with "history" as a History and "optimizer" as an Optimizer holding the saved
-    state; ValueError saying what is wrong otherwise.
+    network: the network the state belongs to: the optimizer's slots must match its
+    parameters, early stopping's best weights its params and buffers. Returns the state
+    with "history" as a History, "optimizer" as an Optimizer holding the saved state, and
+    "lr_schedule" as a Schedule (or None); ValueError saying what is wrong otherwise.
     """
     from dlscratch.train import History
 
     where = "the trainer state"
+    params = dict(getattr(network, "params", {}))
     checked: dict[str, Any] = {
         "train_size": integer(state, "train_size", where, minimum=1),
+        "validation_size": integer(state, "validation_size", where),
+        "test_each_epoch": field(state, "test_each_epoch", bool, where),
         "max_iter": integer(state, "max_iter", where, minimum=1),
         "sampling": choice(state, "sampling", SAMPLING_MODES, where),
         "data": field(state, "data", str, where),
@@ -141,6 +196,9 @@ def check_state(state: Any, params: dict[str, np.ndarray]) -> dict[str, Any]:
     checked["order"] = _order(state, checked)
     checked["history"] = History.from_dict(_history(field(state, "history", dict, where), checked))
     checked["optimizer"] = _optimizer(field(state, "optimizer", dict, where), params, checked["current_iter"])
+    checked["lr_schedule"] = _schedule(state)
+    checked["augmentation"] = _augmentation(state)
+    checked["early_stopping"] = _early_stopping(state, checked, network_state_arrays(network))
     if checked["seed"] is not None and checked["sampler"] != "global":
         replayed, order = _replayed_sampler(
             checked["seed"],
@@ -215,8 +273,16 @@ def _history(data: dict[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
             f"the history records {len(data['train_loss'])} losses but the run is at iteration {current}"
         )
     evaluations = data["iterations"]
-    if any(len(data[name]) != len(evaluations) for name in ("epochs", "train_acc", "test_acc")):
-        raise ValueError("history.epochs, iterations, train_acc and test_acc must be of one length")
+    if any(len(data[name]) != len(evaluations) for name in ("epochs", "train_acc")):
+        raise ValueError("history.epochs, iterations and train_acc must be of one length")
+    scored = {"val_acc": checked["validation_size"] > 0, "test_acc": checked["test_each_epoch"]}
+    for name, each_evaluation in scored.items():
+        expected = len(evaluations) if each_evaluation else 0
+        if len(data[name]) != expected:
+            raise ValueError(
+                f"history.{name} must hold {expected} accuracies (one per evaluation of a split "
+                f"scored at each), got {len(data[name])}"
+            )
     if not all(type(i) is int and 0 <= i <= current for i in evaluations) or any(
         a >= b for a, b in itertools.pairwise(evaluations)
     ):
@@ -226,7 +292,7 @@ def _history(data: dict[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
     expected = [round(i * checked["batch_size"] / checked["train_size"], 4) for i in evaluations]
     if data["epochs"] != expected:
         raise ValueError(f"history.epochs {short(data['epochs'])} do not follow from its iterations")
-    if not all(0 <= acc <= 1 for acc in data["train_acc"] + data["test_acc"]):
+    if not all(0 <= acc <= 1 for acc in data["train_acc"] + data["test_acc"] + data["val_acc"]):
         raise ValueError("history accuracies must lie between 0 and 1")
     return data
 
@@ -279,6 +345,86 @@ def _check_slot(optimizer: str, slot: str, key: str, array: Any, param: np.ndarr
         )
 
 
+def _schedule(state: dict[str, Any]) -> Any:
+    if "lr_schedule" not in state:
+        raise ValueError("the trainer state has no 'lr_schedule'")
+    config = state["lr_schedule"]
+    return None if config is None else schedule_from_config(config)
+
+
+def _augmentation(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The augmentation's config, rebuilt to check it, and its generators' states, each
+    checked on a throwaway generator of the kind it names."""
+    if "augmentation" not in state:
+        raise ValueError("the trainer state has no 'augmentation'")
+    saved = state["augmentation"]
+    if saved is None:
+        return None
+    where = "the augmentation state"
+    rebuilt = augmentation_from_config(field(saved, "config", dict, where))
+    generators = field(saved, "generators", list, where)
+    if len(generators) != len(_generators(rebuilt)):
+        raise ValueError(
+            f"{where} holds {len(generators)} generator states for {len(_generators(rebuilt))} augmentations"
+        )
+    for generator in generators:
+        check_generator_state(generator)
+    return {"config": saved["config"], "generators": generators}
+
+
+def _early_stopping(
+    state: dict[str, Any], checked: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> dict[str, Any] | None:
+    """Early stopping's settings and progress, checked against the history, and its best
+    weights against the network's arrays."""
+    if "early_stopping" not in state:
+        raise ValueError("the trainer state has no 'early_stopping'")
+    saved = state["early_stopping"]
+    if saved is None:
+        return None
+    where = "the early stopping state"
+    if checked["validation_size"] == 0:
+        raise ValueError(f"{where} is there but the run has no validation set")
+    result = {
+        "patience": integer(saved, "patience", where, minimum=1),
+        "min_delta": number(saved, "min_delta", where, minimum=0),
+        "best_acc": or_none(number, saved, "best_acc", where, minimum=0, maximum=1),
+        "best_iteration": or_none(integer, saved, "best_iteration", where),
+        "wait": integer(saved, "wait", where),
+        "best": field(saved, "best", dict, where),
+    }
+    history = checked["history"]
+    if result["best_iteration"] is None:
+        if result["best_acc"] is not None or result["wait"] or result["best"] or history.iterations:
+            raise ValueError(f"{where} has progress but no best evaluation")
+        return result
+    if result["best_iteration"] not in history.iterations:
+        raise ValueError(f"{where}: the best iteration {result['best_iteration']} is no evaluation's")
+    index = history.iterations.index(result["best_iteration"])
+    if history.val_acc[index] != result["best_acc"]:
+        raise ValueError(f"{where}: best_acc is not the validation accuracy of its evaluation")
+    if result["wait"] != len(history.iterations) - 1 - index:
+        raise ValueError(f"{where}: wait must count the evaluations after the best one")
+    if problems := _array_problems(arrays, result["best"]):
+        raise ValueError(f"{where}: the best weights do not fit the network: {'; '.join(problems[:3])}")
+    return result
+
+
+def _array_problems(expected: dict[str, np.ndarray], found: dict[str, Any]) -> list[str]:
+    if expected.keys() != found.keys():
+        return [f"arrays {short(sorted(found))}, the network's {short(sorted(expected))}"]
+    problems = []
+    for name, array in found.items():
+        if not isinstance(array, np.ndarray):
+            problems.append(f"{short(name)} is not an array")
+        elif array.shape != expected[name].shape or array.dtype != expected[name].dtype:
+            want = expected[name]
+            problems.append(f"{name} is {array.dtype}{array.shape}, the network's {want.dtype}{want.shape}")
+        elif not np.isfinite(array).all():
+            problems.append(f"{name} holds NaN or infinite values")
+    return problems
+
+
 # ---------------------------------------------------------------- comparing with a trainer
 
 
@@ -294,8 +440,19 @@ def mismatches(checked: dict[str, Any], trainer: Any, ours: dict[str, Any]) -> l
         ("the optimizer", type(saved_optimizer).__name__, type(our_optimizer).__name__),
         *(
             (key, checked[key], ours[key])
-            for key in ("batch_size", "train_size", "sampling", "input_scale", "evaluation_samples")
+            for key in (
+                "batch_size",
+                "train_size",
+                "validation_size",
+                "test_each_epoch",
+                "sampling",
+                "input_scale",
+                "evaluation_samples",
+            )
         ),
+        ("the learning-rate schedule", _config(checked["lr_schedule"]), ours["lr_schedule"]),
+        ("the augmentation", _config(checked["augmentation"]), _config(ours["augmentation"])),
+        ("early stopping", _settings(checked["early_stopping"]), _settings(ours["early_stopping"])),
         ("the batch sampler", sampler_kind(checked["sampler"]), sampler_kind(ours["sampler"])),
         ("the training and test data (fingerprint)", checked["data"], ours["data"]),
     ]
@@ -307,6 +464,19 @@ def mismatches(checked: dict[str, Any], trainer: Any, ours: dict[str, Any]) -> l
         for what, theirs, mine in pairs
         if theirs != mine
     ]
+
+
+def _config(value: Any) -> Any:
+    """A schedule's or an augmentation state's config, for comparing (None stays None)."""
+    if value is None:
+        return None
+    return value["config"] if isinstance(value, dict) else value.config()
+
+
+def _settings(early_stopping: dict[str, Any] | None) -> Any:
+    if early_stopping is None:
+        return None
+    return {key: early_stopping[key] for key in ("patience", "min_delta")}
 
 
 def continuation_warnings(checked: dict[str, Any]) -> list[str]:

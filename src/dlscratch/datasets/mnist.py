@@ -33,6 +33,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSpec",
     "default_data_dir",
+    "installed_datasets",
     "load_fashion_mnist",
     "load_idx_dataset",
     "load_mnist",
@@ -56,6 +57,7 @@ class DatasetSpec:
 
     ``md5`` maps each name in FILES to the md5 of the published ``.gz``, ``sizes`` to its
     size in bytes (a download may be no larger; a name without a size is not capped).
+    ``classes``: the name of each label, in label order.
     Tests and users swap a spec in ``DATASETS`` (``dataclasses.replace``) to point at
     other mirrors.
     """
@@ -67,6 +69,7 @@ class DatasetSpec:
     system_dirs: tuple[str, ...] = ()
     hint: str = ""
     sizes: Mapping[str, int] = field(default_factory=dict)
+    classes: tuple[str, ...] = tuple(str(digit) for digit in range(10))
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -113,6 +116,18 @@ DATASETS: dict[str, DatasetSpec] = {
         system_dirs=("/usr/share/datasets/fashion-mnist",),
         hint="On Debian or Ubuntu, `apt install dataset-fashion-mnist` provides them.",
         sizes=dict(zip(FILES, (26421880, 29515, 4422102, 5148), strict=True)),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
 }
 
@@ -120,14 +135,28 @@ DATASETS: dict[str, DatasetSpec] = {
 class DatasetNotFoundError(FileNotFoundError):
     """Some files of a data set are neither on disk nor downloadable.
 
-    ``missing``: the file names; ``folder``: where to put them. The message lists both,
-    the folders looked in, and each mirror tried with why it failed.
+    ``missing``: the file names; ``folder``: where to put them; ``dataset``: the data
+    set's name (a key of DATASETS); ``looked_in``: the folders searched; ``reason``: why
+    nothing was downloaded (downloads off, or each mirror tried with why it failed). The
+    message says all of it.
     """
 
-    def __init__(self, message: str, missing: list[str], folder: Path) -> None:
+    def __init__(
+        self,
+        message: str,
+        missing: list[str],
+        folder: Path,
+        *,
+        dataset: str = "",
+        looked_in: tuple[Path, ...] = (),
+        reason: str = "",
+    ) -> None:
         super().__init__(message)
         self.missing = missing
         self.folder = folder
+        self.dataset = dataset
+        self.looked_in = looked_in
+        self.reason = reason
 
 
 def load_mnist(
@@ -228,6 +257,28 @@ def default_data_dir(name: str) -> Path:
     return base / "dlscratch" / name
 
 
+def installed_datasets(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """The data sets whose four files are on this machine, found without reading or
+    downloading anything.
+
+    Parameters
+    ----------
+    data_dir
+        Look only in this folder, as load_mnist(data_dir=...) would (default: where
+        load_mnist and load_fashion_mnist look, see the module's notes).
+
+    Returns
+    -------
+    list of str
+        Keys of DATASETS, e.g. ["fashion-mnist"] on a machine with Debian's package only.
+    """
+    return [
+        name
+        for name, spec in DATASETS.items()
+        if len(_find_files(_search_folders(spec, data_dir))) == len(FILES)
+    ]
+
+
 def _load(
     name: str,
     normalize: bool,
@@ -306,7 +357,9 @@ def _not_found(
     )
     if spec.hint:
         message += f"\n{spec.hint}"
-    return DatasetNotFoundError(message, missing, folders[0])
+    return DatasetNotFoundError(
+        message, missing, folders[0], dataset=spec.name, looked_in=tuple(folders), reason=reason
+    )
 
 
 def _shape(

@@ -1,0 +1,7 @@
+"""``python -m dlscratch``: the dlscratch command (see dlscratch.cli)."""
+
+import sys
+
+from dlscratch.cli import main
+
+sys.exit(main())
