@@ -61,6 +61,11 @@ def test_the_argument_is_left_alone_and_a_seed_repeats(rng):
     np.testing.assert_array_equal(images, before)
 
 
+def test_an_augmentations_own_setting_comes_first():
+    """image_shape and seed are keyword-only: RandomShift(3) shifts by up to 3 pixels."""
+    assert RandomShift(3).max_shift == 3 and RandomFlip(0.25).p == 0.25
+
+
 def test_configs_rebuild_the_augmentations():
     composed = Compose([RandomShift(max_shift=3, image_shape=(1, 28, 28)), RandomFlip(p=0.25)])
     rebuilt = augmentation_from_config(composed.config(), seed=0)
@@ -73,6 +78,7 @@ def test_configs_rebuild_the_augmentations():
     ("build", "message"),
     [
         (lambda: RandomShift(max_shift=-1), "max_shift must be a whole number >= 0"),
+        (lambda: RandomShift(fill="white"), "fill must be a number"),
         (lambda: RandomFlip(p=2), r"p must lie in \[0, 1\]"),
         (lambda: RandomShift(image_shape=(28, 28)), r"image_shape must be \(C, H, W\)"),
         (lambda: RandomShift()(np.zeros((3, 784))), r"expected images \(N, C, H, W\), or rows"),

@@ -4,6 +4,7 @@ bit where the uninterrupted run ends; bad checkpoints and mismatched trainers ar
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,15 @@ from peak_memory import assert_refused_within_memory
 from test_serialize import assert_same_arrays, model_parts, raw_archive, set_in
 
 from dlscratch import checkpoint as checkpoint_module
+from dlscratch.augment import Compose, RandomFlip, RandomShift
 from dlscratch.checkpoint import checkpoint_callback, load_checkpoint, restore_checkpoint, save_checkpoint
 from dlscratch.layers import Affine, BatchNormalization, Dropout, Relu
 from dlscratch.nets import MultiLayerNetExtend, Sequential, TwoLayerNet
 from dlscratch.optim import Adam
+from dlscratch.schedules import CosineDecay
 from dlscratch.serialize import load, save
 from dlscratch.train import SAMPLING_MODES, History, ResumeWarning, Trainer
+from dlscratch.validation import EarlyStopping
 
 ITERS, STOP = 30, 13
 OPTIMIZERS = {"SGD": {"lr": 0.1}, "Momentum": {"lr": 0.1}, "Adam": {"lr": 0.01}}
@@ -84,7 +88,7 @@ def assert_same_run(ours: Trainer, theirs: Trainer) -> None:
     assert ours_state["step_count"] == theirs_state["step_count"] == ITERS
     for slot, arrays in ours_state["slots"].items():
         assert_same_arrays(arrays, theirs_state["slots"][slot])
-    for field in ("train_loss", "epochs", "iterations", "train_acc", "test_acc"):
+    for field in ("train_loss", "epochs", "iterations", "train_acc", "val_acc", "test_acc"):
         assert getattr(ours.history, field) == getattr(theirs.history, field), field
     assert ours.current_iter == theirs.current_iter == ITERS
 
@@ -492,6 +496,133 @@ def test_an_older_checkpoint_is_refused_by_name(tmp_path, version):
         ValueError, match=f"dlscratch-checkpoint version {version} is not the version this dlscratch reads, 3"
     ):
         load_checkpoint(raw_archive(tmp_path / "old.ckpt", meta, arrays))
+
+
+# ------------------------------------------------------------- validation, stopping, schedules, augmenting
+
+
+def featured_trainer(
+    patience: int = 100, min_delta: float = 0.0, aug_seed: int = 1, **kwargs: Any
+) -> Trainer:
+    """Every extra at once: a validation split, early stopping, a cosine schedule, shifts and
+    flips of the 2x2 "images" the 4 features make. 14 training samples, 2 steps an epoch."""
+    shape = (1, 2, 2)
+    augment = Compose(
+        [RandomShift(1, image_shape=shape, seed=aug_seed), RandomFlip(image_shape=shape, seed=aug_seed + 1)]
+    )
+    return make_trainer(optimizer="Adam", sampling="shuffle", validation=0.3,
+                        early_stopping=EarlyStopping(patience, min_delta), lr_schedule=CosineDecay(12),
+                        augment=augment, **kwargs)  # fmt: skip
+
+
+def test_a_run_with_every_extra_resumes_bit_for_bit(tmp_path):
+    straight = featured_trainer()
+    straight.train()
+    path = tmp_path / "run.ckpt"
+    crashed = featured_trainer(callbacks=[checkpoint_callback(path, every=STOP), interrupt_at(STOP)])
+    with pytest.raises(SimulatedCrashError):
+        crashed.train()
+    resumed = featured_trainer(aug_seed=77)  # other generators: the checkpoint must set them
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert_same_run(resumed, straight)
+    assert resumed.history.val_acc == straight.history.val_acc and len(straight.history.val_acc) == 16
+    ours, theirs = resumed.early_stopping.state_dict(), straight.early_stopping.state_dict()
+    assert_same_arrays(ours.pop("best"), theirs.pop("best"))
+    assert (
+        ours == theirs and 0 < ours["best_iteration"] < ITERS
+    )  # the weights kept are neither first nor last
+    for a, b in zip(resumed.augment.augmentations, straight.augment.augmentations, strict=True):
+        assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_early_stopping_resumed_stops_where_the_unbroken_run_stops(tmp_path):
+    straight = featured_trainer(patience=4, min_delta=1.0)  # no evaluation improves by 1
+    straight.train()
+    assert straight.stopped_early and straight.current_iter == 8 and straight.history.iterations[-1] == 8
+    path = tmp_path / "run.ckpt"
+    crashed = featured_trainer(
+        patience=4, min_delta=1.0, callbacks=[checkpoint_callback(path), interrupt_at(5)]
+    )
+    with pytest.raises(SimulatedCrashError):
+        crashed.train()
+    assert load_checkpoint(path)["trainer"]["early_stopping"]["wait"] == 2  # saved after epoch 2
+    resumed = featured_trainer(patience=4, min_delta=1.0, callbacks=[checkpoint_callback(path)])
+    restore_checkpoint(path, resumed)
+    resumed.train()
+    assert resumed.stopped_early and resumed.current_iter == 8
+    assert load_checkpoint(path)["finished"]  # the callback saved the stop
+
+
+def featured_checkpoint(tmp_path: Path) -> Path:
+    trainer = featured_trainer(iters=5)
+    trainer.train()
+    return save_checkpoint(tmp_path / "featured.ckpt", trainer)
+
+
+FEATURE_TAMPERINGS = {
+    "wait": (("trainer", "early_stopping", "wait"), 0, "wait must count the evaluations after the best one"),
+    "best iteration": (
+        ("trainer", "early_stopping", "best_iteration"),
+        3,
+        "the best iteration 3 is no evaluation",
+    ),
+    "best accuracy": (
+        ("trainer", "early_stopping", "best_acc"),
+        0.123,
+        "best_acc is not the validation accuracy",
+    ),
+    "patience": (("trainer", "early_stopping", "patience"), 0, "'patience' between 1 and"),
+    "best weights": (
+        ("arrays", "trainer/early_stopping/best/W1"),
+        np.zeros((3, 3)),
+        "the best weights do not fit the network: W1 is float64(3, 3), the network's float64(4, 6)",
+    ),
+    "generators": (("trainer", "augmentation", "generators"), [], "0 generator states for 2 augmentations"),
+    "generator state": (
+        ("trainer", "augmentation", "generators", 0, "bit_generator"),
+        "Lottery",
+        "unknown bit generator 'Lottery'",
+    ),
+    "augmentation": (("trainer", "augmentation", "config", "augmentations", 0, "max_shift"), -1, "max_shift"),
+    "schedule": (("trainer", "lr_schedule", "total_epochs"), -2, "total_epochs must be > 0"),
+    "validation accuracies": (("trainer", "history", "val_acc"), [0.5], "val_acc must hold 4 accuracies"),
+    "no validation": (("trainer", "validation_size"), 0, "history.val_acc must hold 0 accuracies"),
+    "early stopping without validation": (
+        ("trainer", "history", "val_acc"),
+        [],
+        "history.val_acc must hold 4 accuracies",
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", FEATURE_TAMPERINGS.values(), ids=FEATURE_TAMPERINGS.keys())
+def test_tampered_extras_are_refused(tmp_path, tamper):
+    keys, value, match = tamper
+    meta, arrays = model_parts(featured_checkpoint(tmp_path))
+    tamper_with(meta, arrays, keys, value)
+    with pytest.raises(ValueError, match=re.escape(match)):
+        load_checkpoint(raw_archive(tmp_path / "tampered.ckpt", meta, arrays))
+
+
+def test_the_featured_checkpoint_loads_untampered(tmp_path):
+    meta, arrays = model_parts(featured_checkpoint(tmp_path))
+    checkpoint = load_checkpoint(raw_archive(tmp_path / "copy.ckpt", meta, arrays))
+    assert checkpoint["trainer"]["validation_size"] == 6 and checkpoint["finished"]
+    assert checkpoint["trainer"]["lr_schedule"] == CosineDecay(12)
+
+
+def test_a_trainer_with_other_extras_cannot_continue(tmp_path):
+    path = featured_checkpoint(tmp_path)
+    for other, message in [
+        (featured_trainer(patience=7), "early stopping is {'patience': 100"),
+        (
+            make_trainer(optimizer="Adam", sampling="shuffle"),
+            "validation_size is 6 in the saved state, 0 here",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            restore_checkpoint(path, other)
 
 
 # ---------------------------------------------------------------- continuing elsewhere

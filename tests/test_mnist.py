@@ -17,6 +17,7 @@ from dlscratch.datasets import (
     DATASETS,
     DatasetNotFoundError,
     default_data_dir,
+    installed_datasets,
     load_fashion_mnist,
     load_mnist,
     read_idx,
@@ -145,6 +146,30 @@ def test_offline_message(tmp_path):
     for mirror in mirrors:
         assert f"{mirror}t10k-images-idx3-ubyte.gz: " in message
     assert message.count("Connection refused") == 2
+    # the parts, for a caller that words its own message (the command line names its options)
+    assert error.dataset == "mnist" and error.looked_in == (error.folder,)
+    assert error.reason.startswith("Mirrors tried for t10k-images-idx3-ubyte.gz:") and error.reason in message
+
+
+def test_installed_data_sets_are_found_without_reading_them(tmp_path, monkeypatch):
+    empty_system = dataclasses.replace(DATASETS["fashion-mnist"], system_dirs=(str(tmp_path / "none"),))
+    monkeypatch.setitem(DATASETS, "fashion-mnist", empty_system)
+    assert installed_datasets() == []
+    write_fake_mnist(tmp_path / "env" / "fashion-mnist", N_TRAIN, N_TEST)
+    (tmp_path / "env" / "fashion-mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"unread")
+    assert installed_datasets() == ["fashion-mnist"]
+    (tmp_path / "env" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert installed_datasets() == []  # three files of four are no data set
+    write_fake_mnist(tmp_path / "mine", N_TRAIN, N_TEST)
+    assert installed_datasets(tmp_path / "mine") == ["mnist", "fashion-mnist"]
+
+
+def test_each_data_set_names_its_ten_classes():
+    assert DATASETS["mnist"].classes == tuple("0123456789")
+    assert (
+        DATASETS["fashion-mnist"].classes[0] == "T-shirt/top"
+        and DATASETS["fashion-mnist"].classes[9] == "Ankle boot"
+    )
 
 
 def test_malformed_local_file_is_named(data_dir):

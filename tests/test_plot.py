@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from dlscratch import TwoLayerNet
 from dlscratch.plot import (
     plot_activation_histograms,
+    plot_confusion_matrix,
     plot_filters,
     plot_histories,
     plot_history,
@@ -44,6 +45,41 @@ def test_plot_history_draws_loss_and_accuracy():
     assert len(loss_axes.get_lines()[1].get_xdata()) == 60 - 10 + 1
     assert [line.get_label() for line in acc_axes.get_lines()] == ["train", "test"]
     assert acc_axes.get_xlabel() == "epoch" and acc_axes.get_ylim() == (0, 1.0)
+
+
+def test_plot_history_shows_each_epochs_mean_loss_and_the_validation_accuracy():
+    history = _history()
+    history.val_acc, history.test_acc = (
+        [a - 0.02 for a in history.train_acc],
+        [],
+    )  # the test set at the end only
+    loss_axes, acc_axes = plot_history(history).axes
+    steps = next(c for c in loss_axes.collections if c.get_label() == "mean of each epoch")
+    segments = steps.get_segments()
+    assert [tuple(s[:, 0]) for s in segments] == [(0, 20), (20, 40), (40, 60)]
+    for segment, mean in zip(segments, history.epoch_losses()[1:], strict=True):
+        assert segment[0, 1] == segment[1, 1] == pytest.approx(mean)
+    assert [line.get_label() for line in acc_axes.get_lines()] == ["train", "validation"]
+
+
+def test_plot_confusion_matrix_shades_rows_and_writes_counts():
+    matrix = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 0]])
+    figure = plot_confusion_matrix(matrix, class_names=["cat", "dog", "fox"], title="pets")
+    axes = figure.axes[0]
+    assert axes.get_title() == "pets" and axes.get_xlabel() == "predicted"
+    assert sorted(text.get_text() for text in axes.texts) == sorted(str(v) for v in matrix.ravel())
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["cat (80.0%)", "dog (90.0%)", "fox"]
+    shades = axes.images[0].get_array()
+    np.testing.assert_allclose(shades[0], [0.8, 0.2, 0.0])  # a row's share, not its count
+
+
+@pytest.mark.parametrize(
+    ("matrix", "names", "message"),
+    [(np.zeros((2, 3)), None, "square"), (np.zeros((2, 2)), ["a"], "2 classes but 1 class names")],
+)
+def test_plot_confusion_matrix_refuses_bad_input(matrix, names, message):
+    with pytest.raises(ValueError, match=message):
+        plot_confusion_matrix(matrix, class_names=names)
 
 
 def test_plot_histories_draws_one_line_per_run_in_each_panel():

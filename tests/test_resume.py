@@ -1,4 +1,4 @@
-"""A training process killed with SIGKILL resumes to exactly the weights of an unbroken run."""
+"""Runs stopped from outside (SIGKILL, Ctrl-C) resume to exactly the weights of an unbroken run."""
 
 from __future__ import annotations
 
@@ -70,3 +70,44 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
 
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "no checkpoint to resume" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_the_run_and_the_printed_command_finishes_it_bit_identical(tmp_path):
+    """A real Ctrl-C (SIGINT to the process) after the first epoch: the folder holds the
+    checkpoint, metrics, history and curves; the command printed resumes to the very weights
+    of an unbroken run."""
+    write_fake_mnist(tmp_path / "data", n_train=1000, n_test=10)  # 100 steps an epoch
+    settings = [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-download",
+        "--iters",
+        "1000",
+        "--batch-size",
+        "10",
+    ]
+    settings += ["--optimizer", "adam", "--sampling", "shuffle", "--seed", "2", "--eval-samples", "5"]
+    command = [sys.executable, "-m", "dlscratch", "train", "--quiet", *settings]
+    subprocess.run([*command, "--out", str(tmp_path / "straight")], check=True)
+
+    run = tmp_path / "stopped"
+    victim = subprocess.Popen([*command, "--out", str(run)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.npz").exists() and time.monotonic() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGINT)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130, err
+    assert {"checkpoint.npz", "metrics.csv", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
+    assert not (run / "model.npz").exists()
+    stopped_at = load_checkpoint(run / "checkpoint.npz")["trainer"]["current_iter"]
+    assert 100 <= stopped_at < 1000
+    resume = err.rstrip().splitlines()[-1]
+    assert resume == f"dlscratch: resume with: dlscratch train --resume {run}"
+
+    subprocess.run(
+        [sys.executable, "-m", "dlscratch", *resume.split("dlscratch ")[-1].split(), "--quiet"], check=True
+    )
+    straight, resumed = load(tmp_path / "straight" / "model.npz"), load(run / "model.npz")
+    for key, value in straight.params.items():
+        assert np.array_equal(value, resumed.params[key]), key

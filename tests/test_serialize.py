@@ -24,7 +24,7 @@ from peak_memory import assert_refused_within_memory
 from dlscratch.archive import META, write_archive
 from dlscratch.layers import Affine, BatchNormalization, Layer, LeakyRelu, Relu, Tanh
 from dlscratch.nets import DeepConvNet, Sequential, TwoLayerNet
-from dlscratch.serialize import load, save
+from dlscratch.serialize import load, load_metadata, network_arrays, save, with_dtype
 
 # ---------------------------------------------------------------- shared helpers
 
@@ -616,3 +616,62 @@ def test_save_refuses_a_last_layer_load_would_refuse(tmp_path):
     ):
         save(Sequential([Affine(np.ones((2, 2)), np.zeros(2))], Relu()), tmp_path / "model.npz")
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- metadata, dtype conversion
+
+
+def test_metadata_is_kept_with_the_model_and_read_without_building_it(tmp_path, monkeypatch):
+    metadata = {"data": {"dataset": "fashion-mnist", "input_scale": np.float64(1 / 255)}, "note": [1, 2]}
+    path = save(TwoLayerNet(4, 3, 2, seed=0), tmp_path / "model.npz", metadata=metadata)
+    monkeypatch.setattr(TwoLayerNet, "__init__", None)  # load_metadata must not build the network
+    assert load_metadata(path) == {
+        "data": {"dataset": "fashion-mnist", "input_scale": 1 / 255},
+        "note": [1, 2],
+    }
+
+
+def test_a_model_without_metadata_has_an_empty_one(tmp_path):
+    assert load_metadata(save(TwoLayerNet(4, 3, 2, seed=0), tmp_path / "model.npz")) == {}
+
+
+def test_metadata_that_is_no_object_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="metadata must be a dict"):
+        save(TwoLayerNet(4, 3, 2, seed=0), tmp_path / "model.npz", metadata=[1])
+    meta, arrays = model_parts(save(TwoLayerNet(4, 3, 2, seed=0), tmp_path / "model.npz"))
+    meta["metadata"] = "trained on MNIST"
+    with pytest.raises(ValueError, match="the metadata must be a JSON object, got 'trained on MNIST'"):
+        load_metadata(raw_archive(tmp_path / "edited.npz", meta, arrays))
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        DeepConvNet(
+            (1, 8, 8),
+            *[{"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}] * 6,
+            hidden_size=4,
+            output_size=3,
+            use_batchnorm=True,
+            seed=0,
+            dtype=np.float32,
+        ),
+        Sequential([Affine(np.ones((4, 3), np.float32), np.zeros(3, np.float32)), Relu()]),
+    ],
+    ids=["DeepConvNet", "Sequential"],
+)
+def test_with_dtype_copies_every_array_converted(network, rng):
+    for layer in network.layers.values():
+        for buffer in getattr(layer, "buffers", {}).values():
+            buffer += 0.25
+    state = np.random.get_state()
+    copy = with_dtype(network, np.float64)
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # built from zeros, nothing drawn
+    assert type(copy) is type(network)
+    ours, theirs = network_arrays(copy), network_arrays(network)
+    assert ours.keys() == theirs.keys()
+    for name, array in ours.items():
+        assert array.dtype == np.float64 and np.array_equal(array, theirs[name]), name
+        assert not np.shares_memory(array, theirs[name])
+    x = rng.standard_normal((2, 1, 8, 8) if isinstance(network, DeepConvNet) else (2, 4))
+    np.testing.assert_allclose(copy.predict(x), network.predict(x.astype(np.float32)), rtol=1e-4, atol=1e-5)

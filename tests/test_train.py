@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from dlscratch import MultiLayerNetExtend, TwoLayerNet
-from dlscratch.train import History, NonFiniteLossError, NonFiniteWeightsError, Trainer
+from dlscratch.augment import RandomFlip
+from dlscratch.schedules import CosineDecay, StepDecay
+from dlscratch.train import DivergenceError, History, NonFiniteLossError, NonFiniteWeightsError, Trainer
+from dlscratch.validation import EarlyStopping
 
 
 @pytest.fixture
@@ -169,6 +172,20 @@ def test_verbose_prints_a_line_per_epoch(data, capsys):
     assert lines[-1].startswith("final test accuracy (all 30 test samples): ")
 
 
+def test_the_loss_of_an_epoch_is_the_mean_of_its_iterations(data, capsys):
+    """Not the last batch's loss, which jumps from batch to batch (issue 11)."""
+    trainer = _trainer(data, epochs=3, mini_batch_size=40, verbose=True, progress=False)  # 90 / 40
+    history = trainer.train()
+    means = history.epoch_losses()
+    assert means[0] is None
+    for previous, iteration, mean in zip(
+        history.iterations[:-1], history.iterations[1:], means[1:], strict=True
+    ):
+        assert mean == pytest.approx(np.mean(history.train_loss[previous:iteration]), rel=1e-12)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert printed[1].startswith(f"epoch {history.epochs[1]:g}: mean loss {means[1]:.4f}, train acc")
+
+
 def test_time_is_counted_as_it_passes_so_checkpoints_hold_it(data):
     seen = []
     trainer = _trainer(data, iters=5, callbacks=[lambda tr: seen.append(tr.history.seconds)])
@@ -260,3 +277,196 @@ def test_a_non_finite_loss_leaves_the_running_statistics_as_they_were(data):
 def test_rejects_absurd_lengths(data, options, message):
     with pytest.raises(ValueError, match=message):
         _trainer(data, **options)
+
+
+# ---------------------------------------------------------------- validation, early stopping
+
+
+def test_a_validation_split_is_scored_each_epoch_and_the_test_set_at_the_end(data):
+    evaluated = []
+    trainer = _trainer(data, validation=0.2, epochs=2)
+    real_accuracy = trainer.network.accuracy
+    trainer.network.accuracy = lambda x, t: evaluated.append(len(x)) or real_accuracy(x, t)
+    history = trainer.train()
+    assert trainer.train_size == 72 and len(trainer.x_val) == 18  # 20% of each class held out
+    assert len(history.val_acc) == len(history.train_acc) == 3 and history.test_acc == []
+    assert evaluated.count(30) == 1  # the 30 test samples: once, at the end
+    assert trainer.final_test_acc == real_accuracy(trainer.x_test, trainer.t_test)
+
+
+def test_test_each_epoch_and_a_validation_pair(data):
+    x_test, t_test = data[2:]
+    trainer = _trainer(data, validation=(x_test[:10], t_test[:10]), test_each_epoch=True, epochs=2)
+    history = trainer.train()
+    assert trainer.train_size == 90 and len(history.val_acc) == len(history.test_acc) == 3
+
+
+def test_early_stopping_stops_and_the_network_ends_with_the_best_weights(data):
+    """Validation labels shuffled: its accuracy wanders, so patience 2 runs out."""
+    x, t, x_test, t_test = data
+    shuffled = np.random.default_rng(1).permutation(t[:40])
+    seen = {}
+
+    def keep_weights(trainer):
+        if trainer.history.iterations[-1] == trainer.current_iter:
+            seen[trainer.current_iter] = {k: v.copy() for k, v in trainer.network.params.items()}
+
+    trainer = Trainer(TwoLayerNet(8, 16, 3, weight_init_std=0.3, seed=0), x[40:], t[40:], x_test, t_test,
+                      mini_batch_size=10, optimizer_param={"lr": 0.5}, verbose=False, seed=0, epochs=30,
+                      validation=(x[:40], shuffled), early_stopping=2, callbacks=[keep_weights])  # fmt: skip
+    seen[0] = {k: v.copy() for k, v in trainer.network.params.items()}
+    history = trainer.train()
+    assert trainer.stopped_early and trainer.finished and trainer.current_iter < trainer.max_iter
+    best = int(np.argmax(history.val_acc))  # the first of the highest: later ties are no improvement
+    assert len(history.val_acc) == best + 3  # two evaluations after the best, then the stop
+    assert trainer.early_stopping.best_iteration == history.iterations[best]
+    for key, value in trainer.network.params.items():
+        assert np.array_equal(value, seen[history.iterations[best]][key]), key
+    assert trainer.final_test_acc == trainer.network.accuracy(x_test, t_test)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"validation": "some"}, "validation must be a fraction or a pair"),
+        ({"validation": 1.5}, "strictly between 0 and 1"),
+        ({"early_stopping": 3}, "early stopping watches validation accuracy"),
+        (
+            {"validation": 0.2, "early_stopping": EarlyStopping(2), "lr_schedule": "cosine"},
+            "lr_schedule must be",
+        ),
+        ({"augment": "flip"}, "augment must be a function"),
+        ({"divergence_factor": 1.0}, "divergence_factor must be a number > 1"),
+    ],
+)
+def test_bad_extras_are_refused(data, options, message):
+    with pytest.raises(ValueError, match=message):
+        _trainer(data, **options)
+
+
+# ---------------------------------------------------------------- schedules and augmentation
+
+
+@pytest.mark.parametrize("schedule", [StepDecay(1, gamma=0.5), CosineDecay(3)])
+def test_the_schedule_sets_each_steps_rate_from_the_fractional_epoch(data, schedule):
+    used = []
+    trainer = _trainer(data, epochs=3, mini_batch_size=40, lr_schedule=schedule,
+                       callbacks=[lambda tr: used.append(tr.optimizer.lr)])  # fmt: skip
+    trainer.train()
+    expected = [0.5 * schedule.factor(i * 40 / 90) for i in range(trainer.max_iter)]
+    assert used == pytest.approx(expected, rel=1e-15)
+    assert trainer.state_dict()["optimizer"]["hyperparameters"]["lr"] == 0.5  # the start, not the last
+
+
+def test_augmentation_changes_each_batch_before_it_is_scaled(data):
+    """A flip of every image, applied to the uint8 batch, trains as data flipped beforehand."""
+    x = (data[0] * 255).astype(np.uint8).reshape(90, 1, 2, 4)
+    flipped = x[:, :, :, ::-1].copy()
+    seen = []
+
+    class Spy(RandomFlip):
+        def apply(self, images):
+            seen.append(images.dtype)
+            return super().apply(images)
+
+    def run(x_train, augment):
+        network = TwoLayerNet(8, 16, 3, weight_init_std=0.3, seed=0)
+        trainer = Trainer(network, x_train.reshape(90, 8), data[1], (data[2] * 255).astype(np.uint8), data[3],
+                          iters=6, mini_batch_size=30, optimizer_param={"lr": 0.5}, verbose=False, seed=0,
+                          input_scale=1 / 255, augment=augment)  # fmt: skip
+        return trainer.train().train_loss
+
+    assert run(x, Spy(image_shape=(1, 2, 4), p=1.0, seed=0)) == run(flipped, None)
+    assert seen == [np.dtype(np.uint8)] * 6
+
+
+# ---------------------------------------------------------------- divergence
+
+
+class ScriptedLoss:
+    """A network whose loss follows a script and whose gradient is zero."""
+
+    def __init__(self, losses):
+        self.params = {"W": np.zeros(1)}
+        self.losses = iter(losses)
+
+    def gradient(self, x, t):
+        return {"W": np.zeros(1)}
+
+    def loss(self, x, t):
+        return next(self.losses)
+
+    def accuracy(self, x, t):
+        return 0.5
+
+
+@pytest.mark.parametrize(("later", "diverges"), [(4.2, True), (4.1, False)])
+def test_divergence_is_the_mean_of_20_losses_past_4_times_the_first(data, later, diverges):
+    """(1 + 19 * 4.2) / 20 = 4.04 > 4; (1 + 19 * 4.1) / 20 = 3.945 is not."""
+    network = ScriptedLoss([1.0] + [later] * 40)
+    trainer = Trainer(network, *data, iters=20, mini_batch_size=30, verbose=False, seed=0)
+    if not diverges:
+        trainer.train()
+        return
+    message = (
+        r"at iteration 20: the mean loss of the last 20 iterations is 4\.04, more than 4 times the first"
+    )
+    with pytest.raises(DivergenceError, match=message):
+        trainer.train()
+    assert trainer.current_iter == 20 and len(trainer.history.train_loss) == 20
+
+
+def test_the_divergence_check_can_be_turned_off_or_loosened(data):
+    for options in ({"divergence_factor": None}, {"divergence_factor": 5.0}):
+        Trainer(ScriptedLoss([1.0] + [4.5] * 30), *data, iters=20, mini_batch_size=30, verbose=False,
+                seed=0, **options).train()  # fmt: skip
+
+
+def test_a_huge_learning_rate_stops_as_divergence(data):
+    trainer = _trainer(data, optimizer_param={"lr": 1e4}, iters=200)
+    with pytest.raises(DivergenceError) as caught:
+        trainer.train()
+    assert caught.value.iteration == 20 and caught.value.loss > 4 * caught.value.start
+
+
+# ---------------------------------------------------------------- stopping on request
+
+
+def test_a_requested_stop_ends_after_the_step_and_train_continues_bit_for_bit(data):
+    straight = _trainer(data, sampling="shuffle", optimizer="Adam", optimizer_param={"lr": 0.05})
+    straight.train()
+
+    def stop_at_4(trainer):
+        if trainer.current_iter == 4:
+            trainer.request_stop()
+
+    stopped = _trainer(data, sampling="shuffle", optimizer="Adam", optimizer_param={"lr": 0.05},
+                       callbacks=[stop_at_4])  # fmt: skip
+    stopped.train()
+    assert stopped.interrupted and stopped.current_iter == 4 and stopped.final_test_acc is None
+    stopped.train()
+    assert not stopped.interrupted and stopped.finished
+    assert stopped.history.to_dict() | {"seconds": 0} == straight.history.to_dict() | {"seconds": 0}
+    for key, value in straight.network.params.items():
+        assert np.array_equal(stopped.network.params[key], value), key
+
+
+def test_a_stop_during_an_evaluation_abandons_it_and_the_next_train_redoes_it(data):
+    straight = _trainer(data)
+    straight.train()
+    trainer = _trainer(data)
+    real_accuracy = trainer.network.accuracy
+    calls = []
+
+    def accuracy(x, t):
+        calls.append(trainer.current_iter)
+        if len(calls) == 3:  # the epoch 1 evaluation, on its train split
+            trainer.request_stop()
+        return real_accuracy(x, t)
+
+    trainer.network.accuracy = accuracy
+    trainer.train()
+    assert trainer.interrupted and trainer.current_iter == 3 and trainer.history.iterations == [0]
+    trainer.train()
+    assert trainer.history.iterations == straight.history.iterations == [0, 3, 6, 9]
+    assert trainer.history.test_acc == straight.history.test_acc

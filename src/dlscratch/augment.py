@@ -22,8 +22,9 @@ __all__ = ["Augmentation", "Compose", "RandomFlip", "RandomShift", "augmentation
 class Augmentation:
     """Base of the augmentations: ``__call__(batch) -> batch``, its own generator, a config."""
 
-    image_shape: tuple[int, int, int] | None = None
-    seed: Any = None
+    # keyword-only, so that a subclass's own settings come first: RandomShift(2) shifts by 2
+    image_shape: tuple[int, int, int] | None = field(default=None, kw_only=True)
+    seed: Any = field(default=None, kw_only=True)
     rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +75,8 @@ class RandomShift(Augmentation):
         super().__post_init__()
         if not isinstance(self.max_shift, (int, np.integer)) or self.max_shift < 0:
             raise ValueError(f"max_shift must be a whole number >= 0, got {self.max_shift!r}")
+        if isinstance(self.fill, bool) or not isinstance(self.fill, (int, float, np.number)):
+            raise ValueError(f"fill must be a number, got {self.fill!r}")
 
     def apply(self, images: np.ndarray) -> np.ndarray:
         k = int(self.max_shift)
