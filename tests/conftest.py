@@ -31,6 +31,17 @@ settings.register_profile(
 settings.load_profile(os.environ.get("DLSCRATCH_FUZZ_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory):
+    """A folder of the four MNIST files, tiny (60 training and 20 test images of random
+    pixels), for the command line's tests."""
+    from _http import write_fake_mnist
+
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    write_fake_mnist(folder, n_train=60, n_test=20)
+    return folder
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A generator seeded the same for every test, so runs are repeatable."""

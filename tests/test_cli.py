@@ -29,10 +29,8 @@ from dlscratch.train import Trainer
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-mnist")
-    write_fake_mnist(folder, n_train=60, n_test=20)
-    return folder
+def data_dir(tiny_mnist):
+    return tiny_mnist
 
 
 def _train(data_dir, out, *extra):

@@ -9,8 +9,8 @@ import re
 
 import numpy as np
 import pytest
-from _http import write_fake_mnist
 from matplotlib import image as mpl_image
+from test_cli import refused
 
 from dlscratch import TwoLayerNet
 from dlscratch.cli import main
@@ -21,21 +21,19 @@ NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-data")
-    write_fake_mnist(folder, n_train=60, n_test=20)
-    return folder
+def data_dir(tiny_mnist):
+    return tiny_mnist
 
 
 @pytest.fixture(scope="module")
-def fashion_run(data_dir, tmp_path_factory):
+def fashion_run(tiny_mnist, tmp_path_factory):
     """A finished run on "Fashion-MNIST" (the tiny files under that name)."""
     run = tmp_path_factory.mktemp("runs") / "fashion"
     options = [
         "--dataset",
         "fashion-mnist",
         "--data-dir",
-        str(data_dir),
+        str(tiny_mnist),
         "--iters",
         "12",
         "--batch-size",
@@ -43,14 +41,6 @@ def fashion_run(data_dir, tmp_path_factory):
     ]
     assert main(["train", "--quiet", "--out", str(run), *options]) == 0
     return run
-
-
-def refused(capsys, status, *messages):
-    assert status == 2
-    err = capsys.readouterr().err
-    assert err.startswith("dlscratch: ") and err.count("\n") == 1, err
-    for message in messages:
-        assert message in err, err
 
 
 def test_evaluate_a_run_folder_on_its_own_data_set_per_class_with_a_confusion_matrix(
@@ -80,9 +70,9 @@ def test_evaluate_another_data_set_only_when_asked_and_says_so(data_dir, fashion
 def test_evaluate_a_run_that_did_not_finish_says_how_to_finish_it(tmp_path, capsys):
     (tmp_path / "checkpoint.npz").write_bytes(b"")
     message = f"has no model.npz: the run did not finish (continue it: dlscratch train --resume {tmp_path})"
-    refused(capsys, main(["evaluate", str(tmp_path)]), message)
+    refused(capsys, ["evaluate", str(tmp_path)], message)
     (tmp_path / "checkpoint.npz").unlink()
-    refused(capsys, main(["evaluate", str(tmp_path)]), "it is not a run folder of 'dlscratch train'")
+    refused(capsys, ["evaluate", str(tmp_path)], "it is not a run folder of 'dlscratch train'")
 
 
 def test_predict_a_picture_drawn_dark_on_white(data_dir, fashion_run, tmp_path, capsys):
@@ -103,10 +93,10 @@ def test_predict_a_picture_drawn_dark_on_white(data_dir, fashion_run, tmp_path, 
 
 def test_predict_refuses_what_is_no_picture(fashion_run, tmp_path, capsys):
     (tmp_path / "notes.png").write_text("hello")
-    refused(capsys, main(["predict", str(fashion_run), str(tmp_path / "notes.png")]), "is not a picture")
+    refused(capsys, ["predict", str(fashion_run), str(tmp_path / "notes.png")], "is not a picture")
     blank = np.full((20, 20, 3), 255, np.uint8)
     mpl_image.imsave(tmp_path / "blank.png", blank)
-    refused(capsys, main(["predict", str(fashion_run), str(tmp_path / "blank.png")]), "holds no drawing")
+    refused(capsys, ["predict", str(fashion_run), str(tmp_path / "blank.png")], "holds no drawing")
 
 
 @pytest.fixture
@@ -159,7 +149,7 @@ def test_a_book_pickle_is_scored_and_converted_with_its_network_named(
     ],
 )
 def test_a_book_pickle_needs_its_network_named_right(book_pickle, tmp_path, capsys, extra, message):
-    refused(capsys, main(["convert", str(book_pickle[0]), "--out", str(tmp_path / "m.npz"), *extra]), message)
+    refused(capsys, ["convert", str(book_pickle[0]), "--out", str(tmp_path / "m.npz"), *extra], message)
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -167,17 +157,17 @@ def test_convert_never_overwrites_and_a_model_file_takes_no_network_options(fash
     path = book_pickle[0]
     refused(
         capsys,
-        main(["convert", str(path), "--model", "two-layer", "--out", str(path)]),
+        ["convert", str(path), "--model", "two-layer", "--out", str(path)],
         "exists: choose another",
     )
     refused(
         capsys,
-        main(["convert", str(fashion_run / "model.npz"), "--out", "x.npz"]),
+        ["convert", str(fashion_run / "model.npz"), "--out", "x.npz"],
         "already a dlscratch model",
     )
     refused(
         capsys,
-        main(["evaluate", str(fashion_run), "--model", "mlp"]),
+        ["evaluate", str(fashion_run), "--model", "mlp"],
         "records its own network: drop --model",
     )
 

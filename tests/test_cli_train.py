@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 from _http import write_fake_mnist
+from test_cli import refused
 
 from dlscratch import DeepConvNet, TwoLayerNet
 from dlscratch.augment import augmentation_from_config
@@ -25,29 +26,22 @@ from dlscratch.validation import split_validation
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-mnist")
-    write_fake_mnist(folder, n_train=60, n_test=20)
-    return folder
+def data_dir(tiny_mnist):
+    return tiny_mnist
+
+
+def command(data_dir, out, *options):
+    """A quiet train command on the tiny data."""
+    return ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--quiet", *options]
 
 
 def train(data_dir, out, *options):
-    """main() of a quiet train command on the tiny data; returns the exit status."""
-    return main(
-        ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--quiet", *options]
-    )
+    """main() of command(...); returns the exit status."""
+    return main(command(data_dir, out, *options))
 
 
 def record(out):
     return json.loads((out / "history.json").read_text())
-
-
-def refused(capsys, status, *messages):
-    assert status == 2
-    err = capsys.readouterr().err
-    assert err.startswith("dlscratch: ") and err.count("\n") == 1, err
-    for message in messages:
-        assert message in err, err
 
 
 def same_weights(a, b):
@@ -148,7 +142,7 @@ def test_options_that_apply_to_convnets_are_taken(data_dir, tmp_path):
 def test_options_that_do_not_apply_are_refused_before_anything_is_written(
     data_dir, tmp_path, capsys, options, message
 ):
-    refused(capsys, train(data_dir, tmp_path / "run", *options), message)
+    refused(capsys, command(data_dir, tmp_path / "run", *options), message)
     assert not (tmp_path / "run").exists()
 
 
@@ -158,7 +152,7 @@ def test_options_that_do_not_apply_are_refused_before_anything_is_written(
 def test_a_run_never_overwrites_another(data_dir, tmp_path, capsys):
     assert train(data_dir, tmp_path, "--iters", "2", "--batch-size", "10") == 0
     before = (tmp_path / "history.json").read_bytes()
-    refused(capsys, train(data_dir, tmp_path, "--iters", "3"), "already holds a run", "--resume")
+    refused(capsys, command(data_dir, tmp_path, "--iters", "3"), "already holds a run", "--resume")
     assert (tmp_path / "history.json").read_bytes() == before
 
 
@@ -284,15 +278,13 @@ def test_a_finished_run_goes_further_as_if_it_had_been_that_long(data_dir, tmp_p
 
 def test_going_further_is_refused_when_it_cannot_be_done(data_dir, tmp_path, capsys):
     assert train(data_dir, tmp_path / "a", "--iters", "12", "--batch-size", "10") == 0
-    refused(
-        capsys, main(["train", "--resume", str(tmp_path / "a"), "--iters", "12"]), "is at iteration 12 of 12"
-    )
-    refused(capsys, main(["train", "--resume", str(tmp_path / "a"), "--lr", "0.5"]), "drop --lr")
+    refused(capsys, ["train", "--resume", str(tmp_path / "a"), "--iters", "12"], "is at iteration 12 of 12")
+    refused(capsys, ["train", "--resume", str(tmp_path / "a"), "--lr", "0.5"], "drop --lr")
     cosine = ["--iters", "12", "--batch-size", "10", "--lr-schedule", "cosine"]
     assert train(data_dir, tmp_path / "b", *cosine) == 0
     refused(
         capsys,
-        main(["train", "--resume", str(tmp_path / "b"), "--iters", "20"]),
+        ["train", "--resume", str(tmp_path / "b"), "--iters", "20"],
         "learning-rate schedule reached 0",
     )
     stopping = [
@@ -311,7 +303,7 @@ def test_going_further_is_refused_when_it_cannot_be_done(data_dir, tmp_path, cap
     assert record(tmp_path / "c")["status"] == "stopped early"
     refused(
         capsys,
-        main(["train", "--resume", str(tmp_path / "c"), "--epochs", "50"]),
+        ["train", "--resume", str(tmp_path / "c"), "--epochs", "50"],
         "stopped early: training it",
     )
 

@@ -345,19 +345,22 @@ def _check_slot(optimizer: str, slot: str, key: str, array: Any, param: np.ndarr
         )
 
 
+def _present(state: dict[str, Any], key: str) -> Any:
+    """state[key], which may be null but must be there."""
+    if key not in state:
+        raise ValueError(f"the trainer state has no {key!r}")
+    return state[key]
+
+
 def _schedule(state: dict[str, Any]) -> Any:
-    if "lr_schedule" not in state:
-        raise ValueError("the trainer state has no 'lr_schedule'")
-    config = state["lr_schedule"]
+    config = _present(state, "lr_schedule")
     return None if config is None else schedule_from_config(config)
 
 
 def _augmentation(state: dict[str, Any]) -> dict[str, Any] | None:
     """The augmentation's config, rebuilt to check it, and its generators' states, each
     checked on a throwaway generator of the kind it names."""
-    if "augmentation" not in state:
-        raise ValueError("the trainer state has no 'augmentation'")
-    saved = state["augmentation"]
+    saved = _present(state, "augmentation")
     if saved is None:
         return None
     where = "the augmentation state"
@@ -377,9 +380,7 @@ def _early_stopping(
 ) -> dict[str, Any] | None:
     """Early stopping's settings and progress, checked against the history, and its best
     weights against the network's arrays."""
-    if "early_stopping" not in state:
-        raise ValueError("the trainer state has no 'early_stopping'")
-    saved = state["early_stopping"]
+    saved = _present(state, "early_stopping")
     if saved is None:
         return None
     where = "the early stopping state"
