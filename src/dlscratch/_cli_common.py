@@ -27,8 +27,6 @@ from dlscratch.datasets.mnist import FILES
 from dlscratch.layers import Affine, Convolution
 
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
-
-
 INPUT_SCALE = 1 / 255  # uint8 pixels to [0, 1], batch by batch
 
 
@@ -37,6 +35,7 @@ class UsageError(Exception):
 
 
 def option_name(key: str) -> str:
+    """The command-line option of an argparse destination: hidden_sizes -> --hidden-sizes."""
     return "--" + key.replace("_", "-")
 
 

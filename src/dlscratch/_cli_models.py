@@ -35,8 +35,7 @@ from dlscratch.nets import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleC
 from dlscratch.nets.init import weight_budget
 
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
-
-
+# each model option and the models it applies to (any other refuses it)
 MODEL_OPTIONS = {
     "hidden_size": ("two-layer", "convnet", "deep-convnet"),
     "hidden_sizes": ("mlp",),
@@ -45,12 +44,8 @@ MODEL_OPTIONS = {
     "inverted_dropout": ("mlp", "deep-convnet"),
     "batchnorm": ("mlp", "deep-convnet"),
 }
-
-
-HIDDEN_SIZE = {"two-layer": 50, "convnet": 100, "deep-convnet": 50}
+HIDDEN_SIZE = {"two-layer": 50, "convnet": 100, "deep-convnet": 50}  # --hidden-size's defaults
 # copies of the weights training keeps: weights, gradients, two optimizer slots, the step's backup
-
-
 WEIGHT_COPIES = 5
 
 
@@ -119,7 +114,7 @@ def _construct_network(settings: dict[str, Any], seed: int, dtype: np.dtype) -> 
             10,
             weight_init_std="he",
             weight_decay_lambda=settings["weight_decay"],
-            use_dropout="dropout" in settings,
+            use_dropout=bool(settings.get("dropout")),
             dropout_ratio=settings.get("dropout", 0.0),
             inverted_dropout=settings.get("inverted_dropout", False),
             use_batchnorm=settings["batchnorm"],
@@ -185,9 +180,10 @@ def is_model_file(path: Path) -> bool:
 
 def model_dataset(args: argparse.Namespace, metadata: dict[str, Any]) -> str:
     """--dataset, else the data set the model file records (mnist for a book pickle)."""
-    recorded = metadata.get("data", {}).get("dataset") if isinstance(metadata.get("data"), dict) else None
-    if recorded is not None and recorded not in LOADERS:
-        recorded = None  # an edited or future file: the user must say
+    data = metadata.get("data")
+    recorded = data.get("dataset") if isinstance(data, dict) else None
+    if not isinstance(recorded, str) or recorded not in LOADERS:
+        recorded = None  # none, or an edited or future file's: --dataset, else mnist
     if args.dataset is not None:
         if recorded is not None and recorded != args.dataset:
             print(

@@ -49,10 +49,8 @@ from dlscratch.train import DivergenceError, NonFiniteLossError, ResumeWarning, 
 from dlscratch.validation import split_validation
 
 SCHEDULES = ("constant", "step", "cosine")
-
-
+# what --augment's names build (dlscratch.augment configs)
 AUGMENTATIONS = {"shift": {"name": "RandomShift", "max_shift": 2}, "flip": {"name": "RandomFlip", "p": 0.5}}
-# the model options, the models each applies to, and (for hidden_size) each model's default
 
 
 def _check_train_options(args: argparse.Namespace) -> None:
@@ -93,7 +91,10 @@ def _make_trainer(args: argparse.Namespace) -> Trainer:
     validation = None
     if args.val_split is not None:
         with as_usage_error():
-            x_train, t_train, *validation = split_validation(x_train, t_train, args.val_split, seed=args.seed)
+            x_train, t_train, x_val, t_val = split_validation(
+                x_train, t_train, args.val_split, seed=args.seed
+            )
+        validation = (x_val, t_val)
     iters = args.iters if args.iters is not None or args.epochs is not None else 10000
     with as_usage_error():
         trainer = Trainer(
@@ -112,7 +113,7 @@ def _make_trainer(args: argparse.Namespace) -> Trainer:
             seed=args.seed,
             evaluate_sample_num_per_epoch=args.eval_samples,
             input_scale=INPUT_SCALE,
-            validation=None if validation is None else tuple(validation),
+            validation=validation,
             test_each_epoch=True if args.test_each_epoch else None,
             early_stopping=args.early_stopping,
             augment=_augmentation(args, images),
@@ -339,7 +340,7 @@ def _resume(args: argparse.Namespace) -> int:
     if not (folder / CHECKPOINT).is_file():
         reason = "it is not a folder" if not folder.is_dir() else f"it has no {CHECKPOINT}"
         raise UsageError(f"no checkpoint to resume at {folder / CHECKPOINT}: {reason}")
-    with _as_run_folder_error(), RunFolder.existing(folder):
+    with _as_run_folder_error(), RunFolder.existing(folder) as held:
         with as_usage_error():
             checkpoint = load_checkpoint(folder / CHECKPOINT)
         restored = _resumed_args(args, checkpoint)
@@ -347,7 +348,7 @@ def _resume(args: argparse.Namespace) -> int:
             return 0
         trainer = _make_trainer(restored)
         _restore(folder / CHECKPOINT, trainer)
-        return _train(restored, trainer, _settings(restored, trainer), RunFolder(folder, []))
+        return _train(restored, trainer, _settings(restored, trainer), held)
 
 
 def _resumed_args(args: argparse.Namespace, checkpoint: dict[str, Any]) -> argparse.Namespace | None:
@@ -396,10 +397,10 @@ def _resumed_args(args: argparse.Namespace, checkpoint: dict[str, Any]) -> argpa
 
 
 def _parse_settings(settings: dict[str, Any], path: Path) -> argparse.Namespace:
-    from dlscratch import cli  # the parser, which imports this module
-
     """settings (a train command's effective settings, as JSON) parsed again as the options
     they were: every value goes through the same checks as on the command line."""
+    from dlscratch import cli  # the parser, which imports this module
+
     argv = ["train"]
     for key, value in settings.items():
         if key in ("command", "out", "resume", "quiet"):

@@ -7,6 +7,9 @@ one line, or for missing data a short line and the ways out after it. A run that
 ends with status 1. No tracebacks for either. Anything else is a bug in dlscratch: its
 traceback is shown, with a line asking for a report, and the status is 70.
 
+The commands live in dlscratch._cli_train (train, resume) and dlscratch._cli_models
+(gradcheck, evaluate, predict, convert); the parser and main are here.
+
 ``dlscratch train`` writes a run folder (see dlscratch._runs): a checkpoint at the end of
 every epoch unless --no-checkpoint; on Ctrl-C or SIGTERM it stops after the step in
 progress, saves the checkpoint, metrics, history and curves, and prints the command that
@@ -36,8 +39,6 @@ from dlscratch._cli_train import AUGMENTATIONS, SCHEDULES, cmd_train
 from dlscratch._runs import CHECKPOINT
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-
-
 BUG_STATUS = 70  # EX_SOFTWARE: an internal error
 
 
@@ -419,7 +420,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 TRAIN_DEFAULTS = vars(build_parser().parse_args(["train"]))
 
-
 COMMANDS = {
     "train": cmd_train,
     "gradcheck": cmd_gradcheck,
@@ -457,10 +457,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         say("internal error: this is a bug in dlscratch; please report it with the traceback above")
         return BUG_STATUS
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":
