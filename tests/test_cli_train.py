@@ -134,8 +134,11 @@ def test_options_that_apply_to_convnets_are_taken(data_dir, tmp_path):
         (["--augment", "flip"], "--augment flip mirrors images"),
         (["--augment", "shift,rotate"], "argument --augment: expected some of shift, flip"),
         (["--checkpoint-every", "5", "--no-checkpoint"], "not allowed with argument --checkpoint-every"),
-        (["--batch-size", "100000"], "larger than the training set (60 samples)"),
-        (["--val-split", "0.5", "--batch-size", "40"], "larger than the training set (30 samples)"),
+        (["--batch-size", "100000"], "--batch-size 100000 is larger than the training set (60 samples)"),
+        (
+            ["--val-split", "0.5", "--batch-size", "40"],
+            "--batch-size 40 is larger than the training set (30 samples)",
+        ),
         (["--divergence-factor", "0.5"], "argument --divergence-factor: expected a number > 1, or 0"),
     ],
 )

@@ -95,6 +95,10 @@ def _make_trainer(args: argparse.Namespace) -> Trainer:
                 x_train, t_train, args.val_split, seed=args.seed
             )
         validation = (x_val, t_val)
+    if args.batch_size > len(x_train):
+        raise UsageError(
+            f"--batch-size {args.batch_size} is larger than the training set ({len(x_train)} samples)"
+        )
     iters = args.iters if args.iters is not None or args.epochs is not None else 10000
     with as_usage_error():
         trainer = Trainer(
