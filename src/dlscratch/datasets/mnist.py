@@ -54,10 +54,26 @@ Dataset = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 class DatasetSpec:
     """Where a data set lives: its folder name, mirrors, checksums and system folders.
 
-    ``md5`` maps each name in FILES to the md5 of the published ``.gz``, ``sizes`` to its
-    size in bytes (a download may be no larger; a name without a size is not capped).
     Tests and users swap a spec in ``DATASETS`` (``dataclasses.replace``) to point at
     other mirrors.
+
+    Parameters
+    ----------
+    name : str
+        The folder name under the data directory, e.g. "fashion-mnist".
+    title : str
+        The name shown in messages, e.g. "Fashion-MNIST".
+    mirrors : tuple of str
+        Base URLs tried in turn, each ending with "/".
+    md5 : mapping of str to str
+        Each name in FILES -> the md5 of the published ``.gz``.
+    system_dirs : tuple of str, default ()
+        Folders searched after the cache, such as a Debian package's.
+    hint : str, default ""
+        A sentence added to the "not found" message (how to install the files).
+    sizes : mapping of str to int, default {}
+        Each name -> its published size in bytes: a download may be no larger (a name
+        without a size is not capped).
     """
 
     name: str
@@ -120,8 +136,15 @@ DATASETS: dict[str, DatasetSpec] = {
 class DatasetNotFoundError(FileNotFoundError):
     """Some files of a data set are neither on disk nor downloadable.
 
-    ``missing``: the file names; ``folder``: where to put them. The message lists both,
-    the folders looked in, and each mirror tried with why it failed.
+    Parameters
+    ----------
+    message : str
+        What is missing and where it was looked for: the files, the folders looked in,
+        and each mirror tried with why it failed.
+    missing : list of str
+        The file names.
+    folder : Path
+        Where to put them.
     """
 
     def __init__(self, message: str, missing: list[str], folder: Path) -> None:
