@@ -1,0 +1,135 @@
+"""Steps: a network's layers regrouped so that each convolution runs on a fast kernel.
+
+``plan_steps(layers)`` returns the layers in order, with every Convolution (and the Relu
+and 2x2 max Pooling right after it, when there are) replaced by one ConvStep. A step
+reads and writes the layers' own parameters and gradients, so the network, its
+optimizer and anyone holding ``layer.dW`` see the step's work as the layers'; it computes
+what the layers compute (the kernels are tested against them), only faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlscratch.kernels.columns import ColumnsKernel
+from dlscratch.kernels.epilogue import Epilogue
+from dlscratch.kernels.geometry import ConvGeometry
+from dlscratch.kernels.shifted import ShiftedKernel
+from dlscratch.kernels.winograd import WinogradKernel
+from dlscratch.layers.activation import Relu
+from dlscratch.layers.base import check_same_shape
+from dlscratch.layers.conv import Convolution
+from dlscratch.layers.pooling import Pooling
+
+__all__ = ["KERNELS", "ConvStep", "conv_kernel", "plan_steps"]
+
+KERNELS = {kernel.name: kernel for kernel in (WinogradKernel, ShiftedKernel, ColumnsKernel)}
+
+# Winograd's transforms cost about as much per input channel as its products save per
+# output channel: with fewer channels the shifted kernel is faster (bench/conv_layers.py)
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def conv_kernel(geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> Any:
+    """The kernel for this convolution: the selector, the one place that chooses.
+
+    3x3 filters, stride 1, enough channels: Winograd F(2x2, 3x3); other stride-1
+    convolutions: the shifted columns; any other stride: im2col columns.
+    """
+    g = geometry
+    if WinogradKernel.takes(g) and min(g.C, g.FN) >= WINOGRAD_MIN_CHANNELS:
+        return WinogradKernel(g, epilogue, xp)
+    if ShiftedKernel.takes(g):
+        return ShiftedKernel(g, epilogue, xp)
+    return ColumnsKernel(g, epilogue, xp)
+
+
+def _is_fused_pool(layer: Any) -> bool:
+    """Whether a layer is the 2x2 max pooling with stride 2 that the epilogue computes."""
+    return (
+        type(layer) is Pooling
+        and layer.mode == "max"
+        and (layer.pool_h, layer.pool_w, layer.stride, layer.pad) == (2, 2, 2, 0)
+    )
+
+
+def plan_steps(layers: Sequence[Any]) -> list[Any]:
+    """The layers in order; each Convolution, with the Relu and 2x2 max Pooling after it, as one ConvStep."""
+    steps: list[Any] = []
+    i = 0
+    while i < len(layers):
+        if type(layers[i]) is not Convolution:
+            steps.append(layers[i])
+            i += 1
+            continue
+        conv, relu, pool = layers[i], None, None
+        i += 1
+        if i < len(layers) and type(layers[i]) is Relu:
+            relu, i = layers[i], i + 1
+        if i < len(layers) and _is_fused_pool(layers[i]):
+            pool, i = layers[i], i + 1
+        steps.append(ConvStep(conv, relu, pool))
+    return steps
+
+
+class ConvStep:
+    """Convolution, then optionally Relu, then optionally 2x2 max Pooling, as one kernel call.
+
+    forward(x, train_flg) and backward(dout) have the shapes of the layers in a row;
+    backward_params(dout) computes the convolution's dW and db only. The convolution's
+    grads are written in place, as its own backward writes them. An input that the
+    pooling cannot take (an output under 2x2) runs the layers themselves, which say why.
+    """
+
+    uses_train_flag = True
+
+    def __init__(
+        self, conv: Convolution, relu: Relu | None = None, pool: Pooling | None = None, xp: Any = np
+    ) -> None:
+        self.conv, self.relu, self.pool, self.xp = conv, relu, pool, xp
+        self.layers = tuple(layer for layer in (conv, relu, pool) if layer is not None)
+        self.kernel: Any = None  # the kernel of the last forward pass; None: the layers ran
+        self._out_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Any, train_flg: bool = False) -> Any:
+        conv = self.conv
+        x, out_h, out_w = conv.check_input(x)
+        if self.pool is not None and min(out_h, out_w) < 2:
+            self.kernel = None
+            for layer in self.layers:
+                x = layer.forward(x)
+            return x
+        geometry = ConvGeometry(x.shape, conv.W.shape, conv.stride, conv.pad)
+        self.kernel = conv_kernel(
+            geometry, Epilogue(self.relu is not None, self.pool is not None, self.xp), self.xp
+        )
+        out = self.kernel.forward(x, conv.W, conv.b)
+        self._out_shape = out.shape
+        return out
+
+    def backward(self, dout: Any) -> Any:
+        """dx (N, C, H, W); the convolution's dW and db are kept in its grads."""
+        return self._backward(dout, with_dx=True)
+
+    def backward_params(self, dout: Any) -> None:
+        """backward without dx: only the convolution's dW and db."""
+        self._backward(dout, with_dx=False)
+
+    def _backward(self, dout: Any, with_dx: bool) -> Any:
+        if self.kernel is None:
+            for layer in reversed(self.layers[1:]):
+                dout = layer.backward(dout)
+            return self.conv.backward(dout) if with_dx else self.conv.backward_params(dout)
+        check_same_shape(self.layers[-1], dout, self._out_shape)
+        dout = self.xp.asarray(dout, dtype=self.conv.W.dtype)
+        dW, db, dx = self.kernel.backward(dout, self.conv.W, with_dx)
+        self.conv.grads["W"][...] = dW
+        self.conv.grads["b"][...] = db
+        return dx
+
+    def __repr__(self) -> str:
+        names = " -> ".join(type(layer).__name__ for layer in self.layers)
+        return f"ConvStep({names})"
