@@ -185,11 +185,12 @@ def test_kernel_arguments_are_checked():
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "stride", "expected"),
     [
-        ((100, 1, 28, 28), (16, 1, 3, 3), 1, ShiftedKernel),  # DeepConvNet's first layer
+        ((100, 1, 28, 28), (16, 1, 3, 3), 1, ColumnsKernel),  # DeepConvNet's first layer
         ((100, 16, 28, 28), (16, 16, 3, 3), 1, WinogradKernel),  # ... and the other five
         ((100, 32, 14, 14), (32, 32, 3, 3), 1, WinogradKernel),
-        ((100, 1, 28, 28), (30, 1, 5, 5), 1, ShiftedKernel),  # SimpleConvNet's
+        ((100, 1, 28, 28), (30, 1, 5, 5), 1, ColumnsKernel),  # SimpleConvNet's
         ((100, 16, 28, 28), (16, 16, 5, 5), 1, ShiftedKernel),
+        ((100, 8, 28, 28), (16, 8, 3, 3), 1, ShiftedKernel),
         ((100, 16, 28, 28), (16, 16, 3, 3), 2, ColumnsKernel),
     ],
 )
@@ -268,7 +269,7 @@ def test_networks_train_and_evaluate_on_the_kernels_not_on_the_layers(rng, monke
         x, t = rng.standard_normal((3, *network.config()["input_dim"])), np.array([0, 2, 1])
         network.loss_and_gradient(x, t)
         network.accuracy(x, t)
-    assert used == ["ShiftedKernel"] * 2 + (["ShiftedKernel"] + ["WinogradKernel"] * 5) * 2
+    assert used == ["ColumnsKernel"] * 2 + (["ColumnsKernel"] + ["WinogradKernel"] * 5) * 2
 
 
 def test_networks_train_through_the_kernels_as_through_the_layers(rng):

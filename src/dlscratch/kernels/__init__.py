@@ -23,7 +23,7 @@ from dlscratch.kernels.epilogue import Epilogue, Grid
 from dlscratch.kernels.geometry import ConvGeometry
 from dlscratch.kernels.parallel import get_num_threads, parallel_map, set_num_threads
 from dlscratch.kernels.shifted import ShiftedKernel
-from dlscratch.kernels.steps import KERNELS, ConvStep, conv_kernel, plan_steps
+from dlscratch.kernels.steps import KERNELS, ConvStep, conv_kernel, plan_steps, running
 from dlscratch.kernels.winograd import WinogradKernel
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "get_num_threads",
     "parallel_map",
     "plan_steps",
+    "running",
     "set_num_threads",
 ]

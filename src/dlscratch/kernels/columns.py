@@ -1,10 +1,15 @@
 """Any convolution (every stride, pad and filter size) as im2col and one product, chunk by chunk.
 
 The book's algorithm, laid out for the epilogue: the columns of n images are built as
-(C FH FW + 1, n OH OW), filter offset by filter offset, with a last row of ones for the
-bias, so one product [Wm | b] @ [col; ones] gives the chunk's outputs filter first. The
-backward pass builds the columns again (cheaper than keeping every chunk's) and adds the
-columns' gradient Wm^T @ dout back onto the pixels they came from, one offset at a time.
+(C FH FW + 1, n positions), filter offset by filter offset, with a last row of ones for
+the bias, so one product [Wm | b] @ [col; ones] gives the chunk's outputs filter first.
+The backward pass adds the columns' gradient Wm^T @ dout back onto the pixels they came
+from, one offset at a time (col2im).
+
+Before a 2x2 pooling the columns are ordered by pooling corner: output pixel
+(2 r + u, 2 s + v) is corner (u, v) of window (r, s), and the product writes each corner
+of every window as one contiguous plane, where the pooling compares them side by side
+("polyphase pooling planes"). Only the outputs some window reads are computed then.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from dlscratch.kernels.geometry import ConvGeometry
 from dlscratch.kernels.parallel import in_order_sum, parallel_map
 from dlscratch.kernels.workspace import scratch
 
-__all__ = ["ColumnsKernel", "with_bias"]
+__all__ = ["KEEP_COLUMNS_BYTES", "ColumnsKernel", "weight_gradient", "with_bias"]
+
+KEEP_COLUMNS_BYTES = 1 << 25  # forward keeps its columns for backward up to this size (32 MiB)
 
 
 class ColumnsKernel:
@@ -32,46 +39,84 @@ class ColumnsKernel:
         return True
 
     def __init__(self, geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> None:
-        self.geo, self.epilogue, self.xp = geometry, epilogue, xp
+        g = geometry
+        self.geo, self.epilogue, self.xp = g, epilogue, xp
+        self.by_corner = epilogue.pool
+        # the outputs computed: all, or the ones a 2x2 pooling window reads
+        self.rows, self.cols = (2 * (g.OH // 2), 2 * (g.OW // 2)) if self.by_corner else (g.OH, g.OW)
+        self.block = self.rows * self.cols // (4 if self.by_corner else 1)  # positions of an image (corner)
+        self.positions = self.rows * self.cols
         self._x: Any = None
+        self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
 
     def _windows(self, images: Any, i: int, j: int) -> Any:
-        """The (C, n, OH, OW) view of the pixels at offset (i, j) of every window of images (C, n, Hp, Wp)."""
-        g, s = self.geo, self.geo.stride
-        return images[:, :, i : i + s * (g.OH - 1) + 1 : s, j : j + s * (g.OW - 1) + 1 : s]
+        """The pixels at offset (i, j) of every window of images (C, n, Hp, Wp), laid out as the columns.
 
-    def _columns(self, x: Any, n: int, dtype: Any) -> Any:
-        """[col; ones] (K + 1, n OH OW) of the images x (n, C, H, W)."""
-        xp, g = self.xp, self.geo
+        (C, n, rows, cols) in image order; (C, 2, 2, n, rows / 2, cols / 2) by corner.
+        """
+        s, rows, cols = self.geo.stride, self.rows, self.cols
+        view = images[:, :, i : i + s * (rows - 1) + 1 : s, j : j + s * (cols - 1) + 1 : s]
+        if not self.by_corner:
+            return view
+        C, n = view.shape[:2]
+        return view.reshape(C, n, rows // 2, 2, cols // 2, 2).transpose(0, 3, 5, 1, 2, 4)
+
+    def _layout(self, n: int) -> tuple[int, ...]:
+        """The shape of one offset's columns (per channel) for n images."""
+        if self.by_corner:
+            return (2, 2, n, self.rows // 2, self.cols // 2)
+        return (n, self.rows, self.cols)
+
+    def _columns(self, x: Any, n: int, keep: bool = False) -> Any:
+        """[col; ones] (K + 1, n positions) of the images x (n, C, H, W); keep: in an array of its own."""
+        xp, g, dtype = self.xp, self.geo, x.dtype
         padded = scratch("columns padded", (g.C, n, g.Hp, g.Wp), dtype, xp)
         padded[...] = 0
         padded[:, :, g.pad : g.pad + g.H, g.pad : g.pad + g.W] = x.transpose(1, 0, 2, 3)
-        col = scratch("columns col", (g.K + 1, n, g.OH, g.OW), dtype, xp)
-        by_offset = col[:-1].reshape(g.C, g.FH, g.FW, n, g.OH, g.OW)
+        shape = (g.K + 1, n * self.positions)
+        col = xp.empty(shape, dtype) if keep else scratch("columns col", shape, dtype, xp)
+        by_offset = col[:-1].reshape(g.C, g.FH, g.FW, *self._layout(n))
         for i in range(g.FH):
             for j in range(g.FW):
                 by_offset[:, i, j] = self._windows(padded, i, j)
         col[-1] = 1
-        return col.reshape(g.K + 1, -1)
+        return col
+
+    def _grid(self, values: Any, n: int) -> Grid:
+        """The Grid of a chunk's (FN, n positions) values."""
+        if self.by_corner:
+            planes = values.reshape(len(values), 4, n, self.rows // 2, self.cols // 2).transpose(
+                1, 0, 2, 3, 4
+            )
+            return Grid((self.rows, self.cols), planes=planes)
+        return Grid((self.rows, self.cols), whole=values.reshape(len(values), n, self.rows, self.cols))
 
     def _chunks(self, itemsize: int) -> list[slice]:
         g = self.geo
-        return g.chunks(g.C * g.Hp * g.Wp + (g.K + 1 + 2 * g.FN) * g.OH * g.OW, itemsize)
+        return g.chunks(g.C * g.Hp * g.Wp + (g.K + 1 + 2 * g.FN) * self.positions, itemsize)
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
         """The epilogue's output for x (N, C, H, W)."""
         xp, g, epilogue = self.xp, self.geo, self.epilogue
         self._x, dtype = x, x.dtype
         weights = with_bias(W, b, dtype, xp)
-        out = epilogue.start(g.out_shape, dtype)
+        planes = (self.rows // 2, self.cols // 2) if self.by_corner else None
+        out = epilogue.start(g.out_shape, dtype, planes=planes)
+        chunks = self._chunks(x.itemsize)
+        keep = (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
+        self._col = [None] * len(chunks)
 
-        def run(chunk: slice) -> None:
+        def run(k: int) -> None:
+            chunk = chunks[k]
             n = chunk.stop - chunk.start
-            grid = scratch("columns grid", (g.FN, n * g.OH * g.OW), dtype, xp)
-            xp.matmul(weights, self._columns(x[chunk], n, dtype), out=grid)
-            epilogue.forward(chunk, Grid((g.OH, g.OW), whole=grid.reshape(g.FN, n, g.OH, g.OW)), out)
+            grid = scratch("columns grid", (g.FN, n * self.positions), dtype, xp)
+            col = self._columns(x[chunk], n, keep)
+            xp.matmul(weights, col, out=grid)
+            epilogue.forward(chunk, self._grid(grid, n), out)
+            if keep:
+                self._col[k] = col
 
-        parallel_map(run, self._chunks(x.itemsize))
+        parallel_map(run, range(len(chunks)))
         return out
 
     def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
@@ -80,18 +125,21 @@ class ColumnsKernel:
         x, dtype = self._x, self._x.dtype
         W_t = xp.ascontiguousarray(W.reshape(g.FN, -1).T, dtype=dtype)  # (K, FN)
         dx = xp.empty(x.shape, dtype) if with_dx else None
+        chunks = self._chunks(x.itemsize)
 
-        def run(chunk: slice) -> Any:
+        def run(k: int) -> Any:
+            chunk = chunks[k]
             n = chunk.stop - chunk.start
-            dgrid = scratch("columns dgrid", (g.FN, n, g.OH, g.OW), dtype, xp)
+            dgrid = scratch("columns dgrid", (g.FN, n * self.positions), dtype, xp)
             dgrid[...] = 0
-            epilogue.backward(chunk, dout, Grid((g.OH, g.OW), whole=dgrid))
-            dgrid = dgrid.reshape(g.FN, -1)
-            # [dW | db].T = [col; ones] @ dout.T: every image of the chunk in one product
-            grads = self._columns(x[chunk], n, dtype) @ dgrid.T
+            epilogue.backward(chunk, dout, self._grid(dgrid, n))
+            col = self._col[k] if self._col[k] is not None else self._columns(x[chunk], n)
+            grads = weight_gradient(col, dgrid, self.block, xp)
             if dx is not None:
-                dcol = xp.matmul(W_t, dgrid, out=scratch("columns dcol", (g.K, n * g.OH * g.OW), dtype, xp))
-                dcols = dcol.reshape(g.C, g.FH, g.FW, n, g.OH, g.OW)
+                dcol = xp.matmul(
+                    W_t, dgrid, out=scratch("columns dcol", (g.K, n * self.positions), dtype, xp)
+                )
+                dcols = dcol.reshape(g.C, g.FH, g.FW, *self._layout(n))
                 dpadded = scratch("columns dpadded", (g.C, n, g.Hp, g.Wp), dtype, xp)
                 dpadded[...] = 0
                 for i in range(g.FH):  # col2im: each column's gradient back onto its pixel
@@ -101,8 +149,22 @@ class ColumnsKernel:
                 dx[chunk].transpose(1, 0, 2, 3)[...] = inner
             return grads
 
-        grads = in_order_sum(parallel_map(run, self._chunks(x.itemsize)))
+        grads = in_order_sum(parallel_map(run, range(len(chunks))))
         return grads[:-1].T.reshape(W.shape), grads[-1].copy(), dx
+
+
+def weight_gradient(col: Any, dgrid: Any, block: int, xp: Any = np) -> Any:
+    """[dW | db].T (K + 1, F) = [col; ones] (K + 1, M) @ dgrid (F, M).T, M a whole number of blocks.
+
+    Summed block by block (an image, or one phase of one image): many small products and
+    one sum are faster than one product with a very long sum (OpenBLAS, small K and F).
+    """
+    blocks = col.shape[1] // block
+    per_block = xp.matmul(
+        col.reshape(len(col), blocks, block).transpose(1, 0, 2),
+        dgrid.reshape(len(dgrid), blocks, block).transpose(1, 2, 0),
+    )
+    return per_block.sum(axis=0)
 
 
 def with_bias(W: Any, b: Any, dtype: Any, xp: Any = np) -> Any:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from dlscratch.kernels.workspace import scratch
+
 __all__ = ["PHASES", "Epilogue", "Grid"]
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -49,6 +51,14 @@ class Grid:
         if self.planes is None:
             return self.whole[:, :, u::2, v::2]
         return self.planes[k][:, :, : (self.OH - u + 1) // 2, : (self.OW - v + 1) // 2]
+
+    def read(self, into: Any) -> None:
+        """Copy the values into `into`, an (FN, n, OH, OW) array or view."""
+        if self.planes is None:
+            into[...] = self.whole
+            return
+        for k, (u, v) in enumerate(PHASES):
+            into[:, :, u::2, v::2] = self.phase(k)
 
     def corners(self, PH: int, PW: int) -> list[Any]:
         """The four corners of the PH x PW pooling windows, (FN, n, R, S) each.
@@ -119,15 +129,20 @@ class Epilogue:
         xp.greater_equal(top_left, top_right, out=switches[0])
         xp.greater_equal(bottom_left, bottom_right, out=switches[1])
         top = xp.maximum(top_left, top_right, out=pooled)
-        bottom = xp.maximum(bottom_left, bottom_right)
+        bottom = xp.maximum(
+            bottom_left, bottom_right, out=scratch("pool bottom", pooled.shape, pooled.dtype, xp)
+        )
         xp.greater_equal(top, bottom, out=switches[2])
         xp.maximum(top, bottom, out=pooled)
         self._activate(pooled[:, :, :PH, :PW], target)
 
     def backward(self, chunk: slice, dout: Any, dgrid: Grid) -> None:
-        d = dout[chunk].transpose(1, 0, 2, 3)  # (FN, n, ...)
+        xp, d = self.xp, dout[chunk].transpose(1, 0, 2, 3)  # (FN, n, ...)
         if self.relu:  # the gradient passes where the output is positive
-            d = d * (self._out[chunk].transpose(1, 0, 2, 3) > 0)
+            passes = xp.greater(
+                self._out[chunk].transpose(1, 0, 2, 3), 0, out=scratch("relu passes", d.shape, bool, xp)
+            )
+            d = xp.multiply(d, passes, out=scratch("relu dout", d.shape, d.dtype, xp))
         if self.pool:
             self._pool_backward(chunk, d, dgrid)
         elif dgrid.whole is not None:
@@ -143,11 +158,12 @@ class Epilogue:
         R, S = corners[0].shape[2:]
         switches = self._switches[:, :, chunk, :R, :S]
         if (R, S) != (PH, PW):  # planes: the window gradients laid out like them, zeros around
-            spread = xp.zeros(corners[0].shape, d.dtype)
+            spread = scratch("pool spread", corners[0].shape, d.dtype, xp)
+            spread[...] = 0
             spread[:, :, :PH, :PW] = d
             d = spread
-        d_top = xp.multiply(d, switches[2])
-        d_bottom = xp.subtract(d, d_top)
+        d_top = xp.multiply(d, switches[2], out=scratch("pool d_top", d.shape, d.dtype, xp))
+        d_bottom = xp.subtract(d, d_top, out=scratch("pool d_bottom", d.shape, d.dtype, xp))
         xp.multiply(d_top, switches[0], out=corners[0])
         xp.subtract(d_top, corners[0], out=corners[1])
         xp.multiply(d_bottom, switches[1], out=corners[2])

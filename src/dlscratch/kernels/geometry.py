@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlscratch.kernels.parallel import chunks
 from dlscratch.layers.conv import conv_output_size
 
-__all__ = ["CACHE_BYTES", "ConvGeometry"]
+__all__ = ["CACHE_BYTES", "ConvGeometry", "PhaseSplit"]
 
 # a chunk's work arrays should fit in a core's share of the caches: small enough to stay
 # there between being written and read, large enough that Python's cost per chunk is small
@@ -42,3 +44,56 @@ class ConvGeometry:
     def key(self) -> tuple[int, ...]:
         """The sizes that decide every work array's shape (the batch excepted)."""
         return (self.C, self.H, self.W, self.FN, self.FH, self.FW, self.stride, self.pad)
+
+
+class PhaseSplit:
+    """A padded image held as its four 2x2 phases, each flattened, for outputs computed by 2x2 phase.
+
+    Phase (p, q) = 2 p + q holds padded pixel (2 r + p, 2 s + q) at flat index r * width + s
+    of a (rows, width) grid, zeros beyond the image. Then padded pixel (2 r + i, 2 s + j),
+    for a window or tile anchored at (2 r, 2 s), is phase (i % 2, j % 2) shifted by
+    ``shift(i, j)`` = (i // 2) * width + j // 2: for every (i, j) one contiguous slice of a
+    phase covers every anchor of an image at once (the anchors past a row's end wrap into
+    the next row: values to throw away, as in the shifted kernel). Images of `channels`
+    channels are kept as (4, channels, n, flat).
+
+    H, W: the image; pad: its zero border; rows, width: the phase grid, enough for every
+    anchor plus the largest shift (the caller's sizes); flat adds room for the last
+    anchor's largest shift.
+    """
+
+    def __init__(self, H: int, W: int, pad: int, rows: int, width: int, max_shift: tuple[int, int]) -> None:
+        self.H, self.W, self.pad = H, W, pad
+        self.rows, self.width = rows, width
+        self.flat = rows * width + max_shift[1] + 1
+        # where the image's pixels land in each phase: (phase rows, phase columns), (image rows, columns)
+        self.places = []
+        for p, q in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            place = []
+            for parity, size, length in ((p, H, rows), (q, W, width)):
+                first = (pad - parity + 1) // 2  # the first phase index holding an image pixel
+                start = 2 * first + parity - pad  # ... which is image pixel `start`
+                count = min(len(range(start, size, 2)), length - first)
+                place.append((slice(first, first + count), slice(start, start + 2 * count, 2)))
+            self.places.append(tuple(zip(*place, strict=True)))
+
+    def shift(self, i: int, j: int) -> tuple[int, int]:
+        """(phase, flat shift) of padded pixel (2 r + i, 2 s + j) from anchor (r, s)."""
+        return 2 * (i % 2) + j % 2, (i // 2) * self.width + j // 2
+
+    def grids(self, phases: Any) -> Any:
+        """(4, channels, n, rows, width) view of phases (4, channels, n, flat)."""
+        return phases[..., : self.rows * self.width].reshape(*phases.shape[:3], self.rows, self.width)
+
+    def split(self, images: Any, phases: Any) -> None:
+        """phases (4, C, n, flat) = the padded images (n, C, H, W) by phase, zeros elsewhere."""
+        phases[...] = 0
+        grids = self.grids(phases)
+        for k, (inside, image) in enumerate(self.places):
+            grids[k][(..., *inside)] = images[(..., *image)].transpose(1, 0, 2, 3)
+
+    def merge(self, phases: Any, images: Any) -> None:
+        """images (n, C, H, W) = the image pixels of phases (4, C, n, flat), the inverse of split."""
+        grids = self.grids(phases)
+        for k, (inside, image) in enumerate(self.places):
+            images[(..., *image)] = grids[k][(..., *inside)].transpose(1, 0, 2, 3)

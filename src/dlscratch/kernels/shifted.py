@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from dlscratch.kernels.columns import with_bias
-from dlscratch.kernels.epilogue import Epilogue, Grid
-from dlscratch.kernels.geometry import ConvGeometry
+from dlscratch.kernels.columns import KEEP_COLUMNS_BYTES, weight_gradient, with_bias
+from dlscratch.kernels.epilogue import PHASES, Epilogue, Grid
+from dlscratch.kernels.geometry import ConvGeometry, PhaseSplit
 from dlscratch.kernels.parallel import in_order_sum, parallel_map
 from dlscratch.kernels.workspace import scratch
 
@@ -69,8 +69,68 @@ class ShiftedPlane:
         return grid.reshape(F, n, self.OH, self.Wp)[..., : self.OW]
 
 
+class _ImageOrder:
+    """Outputs in image order: grid position y Wp + x of the shifted plane, (FN, n, G) per chunk."""
+
+    def __init__(self, g: ConvGeometry) -> None:
+        self.plane = plane = ShiftedPlane(g.H, g.W, g.pad, g.pad, g.FH, g.FW)
+        self.shape = (g.OH, g.OW)
+        self.positions, self.input_values = plane.G, g.C * plane.flat
+        self.block = plane.G  # positions of one image
+
+    def columns(self, images: Any, col: Any, xp: Any) -> None:
+        """col (C FH FW, n, G) of images (n, C, H, W)."""
+        n, C = images.shape[:2]
+        padded = scratch("shifted padded", (C, n, self.plane.flat), col.dtype, xp)
+        self.plane.fill(padded, images.transpose(1, 0, 2, 3))
+        self.plane.columns(col.reshape(len(col), n, -1), padded)
+
+    def grid(self, values: Any, n: int) -> Grid:
+        """The Grid of a chunk's (F, n G) values."""
+        return Grid(self.shape, whole=self.plane.valid(values.reshape(len(values), n, self.plane.G)))
+
+
+class _PhaseOrder:
+    """Outputs by 2x2 phase, for a pooling epilogue: (FN, 4, n, R, width) per chunk.
+
+    Output pixel (2 r + u, 2 s + v) reads padded pixel (2 r + u + i, 2 s + v + j) for filter
+    offset (i, j): with the input split into phases (geometry.PhaseSplit), the columns of
+    every output phase are again shifted slices, and the product writes each phase as
+    one contiguous plane, where the pooling windows' four corners sit side by side.
+    """
+
+    def __init__(self, g: ConvGeometry) -> None:
+        self.R, columns = -(-g.OH // 2), -(-g.OW // 2)  # an output phase's rows and columns
+        split = PhaseSplit(g.H, g.W, g.pad, self.R + g.FH // 2, columns + g.FW // 2, (g.FH // 2, g.FW // 2))
+        self.split, self.shape = split, (g.OH, g.OW)
+        self.L = self.R * split.width  # positions of one phase of one image
+        self.positions, self.input_values = 4 * self.L, 4 * g.C * split.flat
+        self.block = self.L  # positions of one phase of one image
+        self.shifts = [
+            [split.shift(u + i, v + j) for i in range(g.FH) for j in range(g.FW)] for u, v in PHASES
+        ]
+
+    def columns(self, images: Any, col: Any, xp: Any) -> None:
+        """col (C FH FW, 4, n, L) of images (n, C, H, W)."""
+        n, C = images.shape[:2]
+        phases = scratch("shifted phases", (4, C, n, self.split.flat), col.dtype, xp)
+        self.split.split(images, phases)
+        by_offset = col.reshape(C, -1, 4, n, self.L)
+        for k, shifts in enumerate(self.shifts):
+            for q, (phase, shift) in enumerate(shifts):
+                by_offset[:, q, k] = phases[phase][:, :, shift : shift + self.L]
+
+    def grid(self, values: Any, n: int) -> Grid:
+        """The Grid of a chunk's (F, 4 n L) values."""
+        planes = values.reshape(len(values), 4, n, self.R, self.split.width).transpose(1, 0, 2, 3, 4)
+        return Grid(self.shape, planes=planes)
+
+
 class ShiftedKernel:
-    """A stride-1 convolution and its epilogue, chunk by chunk over the batch."""
+    """A stride-1 convolution and its epilogue, chunk by chunk over the batch.
+
+    The outputs are computed in image order, or by 2x2 phase when the epilogue pools.
+    """
 
     name = "shifted"
 
@@ -84,44 +144,65 @@ class ShiftedKernel:
             raise ValueError(f"the shifted kernel needs stride 1, got {geometry.stride}")
         self.geo, self.epilogue, self.xp = geometry, epilogue, xp
         g = geometry
-        self.plane = ShiftedPlane(g.H, g.W, g.pad, g.pad, g.FH, g.FW)
+        self.order = _PhaseOrder(g) if epilogue.pool else _ImageOrder(g)
         # dx: the output gradient padded by FH - 1 - pad (FW - 1 - pad across); where pad
         # is larger, padded by 0 and the result cropped by the difference
         q_h, q_w = g.FH - 1 - g.pad, g.FW - 1 - g.pad
         self.crop = (max(-q_h, 0), max(-q_w, 0))
         self.back_plane = ShiftedPlane(g.OH, g.OW, max(q_h, 0), max(q_w, 0), g.FH, g.FW)
         self._x: Any = None
+        self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
 
-    def _chunks(self, per_image: int, itemsize: int) -> list[slice]:
-        return self.geo.chunks(per_image, itemsize)
+    def _columns(self, images: Any, n: int, keep: bool = False) -> Any:
+        """[col; ones] (K + 1, n M) of images (n, C, H, W), M positions per image.
+
+        keep: in an array of its own (kept for the backward pass), else in scratch.
+        """
+        order, shape = self.order, (self.geo.K + 1, n * self.order.positions)
+        col = (
+            self.xp.empty(shape, images.dtype)
+            if keep
+            else scratch("shifted col", shape, images.dtype, self.xp)
+        )
+        order.columns(images, col[:-1], self.xp)
+        col[-1] = 1
+        return col
 
     def forward(self, x: Any, W: Any, b: Any) -> Any:
         """The epilogue's output for x (N, C, H, W)."""
-        xp, g, plane, epilogue = self.xp, self.geo, self.plane, self.epilogue
+        xp, g, order, epilogue = self.xp, self.geo, self.order, self.epilogue
         self._x, dtype = x, x.dtype
         weights = with_bias(W, b, dtype, xp)
-        out = epilogue.start(g.out_shape, dtype)
-        per_image = g.C * plane.flat + (g.K + 1 + g.FN) * plane.G
+        planes = (order.R, order.split.width) if isinstance(order, _PhaseOrder) else None
+        out = epilogue.start(g.out_shape, dtype, planes=planes)
+        chunks = self._chunks(x.itemsize)
+        # the columns of a few input channels are cheaper to keep than to build again
+        keep = (g.K + 1) * order.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
+        self._col = [None] * len(chunks)
 
-        def run(chunk: slice) -> None:
+        def run(k: int) -> None:
+            chunk = chunks[k]
             n = chunk.stop - chunk.start
-            padded = scratch("shifted padded", (g.C, n, plane.flat), dtype, xp)
-            col = scratch("shifted col", (g.K + 1, n, plane.G), dtype, xp)
-            grid = scratch("shifted grid", (g.FN, n * plane.G), dtype, xp)
-            plane.fill(padded, x[chunk].transpose(1, 0, 2, 3))
-            plane.columns(col[:-1], padded)
-            col[-1] = 1
-            xp.matmul(weights, col.reshape(g.K + 1, -1), out=grid)
-            epilogue.forward(
-                chunk, Grid((g.OH, g.OW), whole=plane.valid(grid.reshape(g.FN, n, plane.G))), out
-            )
+            grid = scratch("shifted grid", (g.FN, n * order.positions), dtype, xp)
+            col = self._columns(x[chunk], n, keep)
+            xp.matmul(weights, col, out=grid)
+            epilogue.forward(chunk, order.grid(grid, n), out)
+            if keep:
+                self._col[k] = col
 
-        parallel_map(run, self._chunks(per_image, x.itemsize))
+        parallel_map(run, range(len(chunks)))
         return out
+
+    def _chunks(self, itemsize: int, with_dx: bool = False) -> list[slice]:
+        g, order, back = self.geo, self.order, self.back_plane
+        per_image = order.input_values + (g.K + 1 + g.FN) * order.positions
+        if with_dx:
+            per_image += g.FN * back.flat + (g.FN * g.FH * g.FW + g.C) * back.G
+        return g.chunks(per_image, itemsize)
 
     def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
         """(dW like W, db (FN,), dx like x or None) for the epilogue's output gradient dout."""
-        xp, g, plane, back, epilogue = self.xp, self.geo, self.plane, self.back_plane, self.epilogue
+        xp, g, order, back, epilogue = self.xp, self.geo, self.order, self.back_plane, self.epilogue
         x, dtype = self._x, self._x.dtype
         # dx[c] = sum over f, (i, j) of W[f, c, FH-1-i, FW-1-j] * dpadded[f] shifted by (i, j)
         flipped = xp.ascontiguousarray(
@@ -129,27 +210,20 @@ class ShiftedKernel:
         )
         dx = xp.empty(x.shape, dtype) if with_dx else None
         (crop_h, crop_w), (H, W_) = self.crop, x.shape[2:]
-        per_image = g.C * plane.flat + (g.K + 1) * plane.G + g.FN * (plane.G + back.flat)
-        if with_dx:
-            per_image += g.FN * g.FH * g.FW * back.G + g.C * back.G
+        chunks = self._chunks(x.itemsize)
 
-        def run(chunk: slice) -> Any:
+        def run(k: int) -> Any:
+            chunk = chunks[k]
             n = chunk.stop - chunk.start
-            dgrid = scratch("shifted dgrid", (g.FN, n, plane.G), dtype, xp)
-            dpadded = scratch("shifted dpadded", (g.FN, n, back.flat), dtype, xp)
-            dpadded[...] = 0
-            dconv = back.interior(dpadded)
-            epilogue.backward(chunk, dout, Grid((g.OH, g.OW), whole=dconv))
-            dgrid[...] = 0
-            plane.valid(dgrid)[...] = dconv
-            padded = scratch("shifted padded", (g.C, n, plane.flat), dtype, xp)
-            col = scratch("shifted col", (g.K + 1, n, plane.G), dtype, xp)
-            plane.fill(padded, x[chunk].transpose(1, 0, 2, 3))
-            plane.columns(col[:-1], padded)
-            col[-1] = 1
-            # [dW | db].T = [col; ones] @ dgrid.T: every image of the chunk in one product
-            grads = col.reshape(g.K + 1, -1) @ dgrid.reshape(g.FN, -1).T
+            dgrid = scratch("shifted dgrid", (g.FN, n * order.positions), dtype, xp)
+            dgrid[...] = 0  # the positions thrown away stay 0: they add nothing to dW
+            epilogue.backward(chunk, dout, order.grid(dgrid, n))
+            col = self._col[k] if self._col[k] is not None else self._columns(x[chunk], n)
+            grads = weight_gradient(col, dgrid, order.block, xp)
             if dx is not None:
+                dpadded = scratch("shifted dpadded", (g.FN, n, back.flat), dtype, xp)
+                dpadded[...] = 0
+                order.grid(dgrid, n).read(into=back.interior(dpadded))
                 dcol = scratch("shifted dcol", (g.FN * g.FH * g.FW, n, back.G), dtype, xp)
                 back.columns(dcol, dpadded)
                 dgrid_x = scratch("shifted dx grid", (g.C, n * back.G), dtype, xp)
@@ -158,5 +232,5 @@ class ShiftedKernel:
                 dx[chunk].transpose(1, 0, 2, 3)[...] = values[:, :, crop_h : crop_h + H, crop_w : crop_w + W_]
             return grads
 
-        grads = in_order_sum(parallel_map(run, self._chunks(per_image, x.itemsize)))
+        grads = in_order_sum(parallel_map(run, range(len(chunks))))
         return grads[:-1].T.reshape(W.shape), grads[-1].copy(), dx

@@ -10,6 +10,7 @@ what the layers compute (the kernels are tested against them), only faster.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from dlscratch.kernels.columns import ColumnsKernel
 from dlscratch.kernels.epilogue import Epilogue
 from dlscratch.kernels.geometry import ConvGeometry
+from dlscratch.kernels.parallel import get_num_threads, one_thread_blas
 from dlscratch.kernels.shifted import ShiftedKernel
 from dlscratch.kernels.winograd import WinogradKernel
 from dlscratch.layers.activation import Relu
@@ -24,25 +26,30 @@ from dlscratch.layers.base import check_same_shape
 from dlscratch.layers.conv import Convolution
 from dlscratch.layers.pooling import Pooling
 
-__all__ = ["KERNELS", "ConvStep", "conv_kernel", "plan_steps"]
+__all__ = ["KERNELS", "ConvStep", "conv_kernel", "plan_steps", "running"]
 
 KERNELS = {kernel.name: kernel for kernel in (WinogradKernel, ShiftedKernel, ColumnsKernel)}
 
 # Winograd's transforms cost about as much per input channel as its products save per
-# output channel: with fewer channels the shifted kernel is faster (bench/conv_layers.py)
+# output channel: with fewer channels the other kernels are faster (one channel: 3 times).
+# Columns of up to this many inputs per output are built faster by strided copies than
+# by the shifted slices' extra positions (DeepConvNet's first layer, 9; SimpleConvNet's, 25).
+# Both measured with python bench/conv_layers.py --kernels winograd shifted columns.
 WINOGRAD_MIN_CHANNELS = 16
+COLUMNS_UP_TO = 64
 
 
 def conv_kernel(geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> Any:
     """The kernel for this convolution: the selector, the one place that chooses.
 
     3x3 filters, stride 1, enough channels: Winograd F(2x2, 3x3); other stride-1
-    convolutions: the shifted columns; any other stride: im2col columns.
+    convolutions with many inputs per output: the shifted columns; the rest (any stride,
+    or few inputs per output): im2col columns.
     """
     g = geometry
     if WinogradKernel.takes(g) and min(g.C, g.FN) >= WINOGRAD_MIN_CHANNELS:
         return WinogradKernel(g, epilogue, xp)
-    if ShiftedKernel.takes(g):
+    if ShiftedKernel.takes(g) and g.K > COLUMNS_UP_TO:
         return ShiftedKernel(g, epilogue, xp)
     return ColumnsKernel(g, epilogue, xp)
 
@@ -73,6 +80,18 @@ def plan_steps(layers: Sequence[Any]) -> list[Any]:
             pool, i = layers[i], i + 1
         steps.append(ConvStep(conv, relu, pool))
     return steps
+
+
+def running(steps: Sequence[Any]) -> AbstractContextManager[None]:
+    """The context to run planned steps in: one-thread matrix products when a kernel is among them.
+
+    The kernels spread their chunks over the cores themselves; between their parallel
+    sections, a BLAS left with several threads would keep them busy-waiting on those very
+    cores after each product of the layers in between. Other plans keep the BLAS's own threads.
+    """
+    if any(isinstance(step, ConvStep) for step in steps) and get_num_threads() > 1:
+        return one_thread_blas()
+    return nullcontext()
 
 
 class ConvStep:

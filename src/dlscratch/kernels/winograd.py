@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from dlscratch.kernels.epilogue import PHASES, Epilogue, Grid
-from dlscratch.kernels.geometry import ConvGeometry
+from dlscratch.kernels.epilogue import Epilogue, Grid
+from dlscratch.kernels.geometry import ConvGeometry, PhaseSplit
 from dlscratch.kernels.parallel import in_order_sum, parallel_map
 from dlscratch.kernels.workspace import scratch
 
@@ -39,18 +39,36 @@ __all__ = ["WinogradKernel"]
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
-# the transforms of a tile flattened row by row: V = BB @ d (16 x 16), tile = AA @ M (4 x 16)
-BB = np.kron(B_T, B_T)
+# the output transform of a tile flattened row by row: tile = AA @ M (4 x 16)
 AA = np.kron(A_T, A_T)
 BIAS_POSITION = 5  # (row 1, column 1) of the transformed tile
 
 
 def _b_transposed(xp: Any, d0: Any, d1: Any, d2: Any, d3: Any, out: Any) -> None:
-    """out[0..3] = B^T @ (d0, d1, d2, d3): d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
+    """out[0..3] = B^T @ (d0, d1, d2, d3): d0 - d2, d1 + d2, d2 - d1, d1 - d3 (any shapes alike)."""
     xp.subtract(d0, d2, out=out[0])
     xp.add(d1, d2, out=out[1])
     xp.subtract(d2, d1, out=out[2])
     xp.subtract(d1, d3, out=out[3])
+
+
+def _b_back(xp: Any, d: Any, first: Any, second: Any, shift: int, name: str) -> None:
+    """The transpose of _b_transposed over a shift: d (4, ..., m) -> first, second (..., m + shift).
+
+    _b_transposed read pixels 0 and 2 from `first` at offsets 0 and `shift`, pixels 1 and 3
+    from `second`; this writes back pixel 0 <- d0 and 2 <- d1 + d2 - d0 into first, pixel
+    1 <- d1 - d2 + d3 and 3 <- -d3 into second (overwritten, zeros past the last pixel).
+    """
+    m = d.shape[-1]
+    first[..., :m] = d[0]
+    first[..., m:] = 0
+    pixel2 = xp.add(d[1], d[2], out=scratch(name, d[0].shape, d.dtype, xp))
+    pixel2 -= d[0]
+    first[..., shift : shift + m] += pixel2
+    xp.subtract(d[1], d[2], out=second[..., :m])
+    second[..., :m] += d[3]
+    second[..., m:] = 0
+    second[..., shift : shift + m] -= d[3]
 
 
 class WinogradKernel:
@@ -71,29 +89,14 @@ class WinogradKernel:
             )
         self.geo, self.epilogue, self.xp = g, epilogue, xp
         self.TH, self.TW = -(-g.OH // 2), -(-g.OW // 2)  # tiles down and across
-        self.S = self.TW + 1  # a phase's row length: the tiles of a row and one thrown away
+        # tile (r, s) starts at padded pixel (2 r, 2 s): its 16 pixels are shifts of the phases
+        self.split = PhaseSplit(g.H, g.W, g.pad, self.TH + 1, self.TW + 1, max_shift=(1, 1))
+        self.S = self.split.width  # a phase's row: the tiles of a row and one thrown away
         self.L = self.TH * self.S  # tile positions per image
-        self.flat = (self.TH + 1) * self.S + 1  # a flat phase: the last tile's shifts stay in range
-        # tile pixel (i, j) lies in phase (i % 2, j % 2), shifted by (i // 2) rows, (j // 2) columns
-        self.offsets = [(2 * (i % 2) + j % 2, (i // 2) * self.S + j // 2) for i in range(4) for j in range(4)]
+        self.offsets = [self.split.shift(i, j) for i in range(4) for j in range(4)]
         self._x: Any = None
         self._V: list[Any] = []
         self._U: Any = None
-
-    def _phase_slices(self, p: int, q: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-        """Where input pixels fall in phase (p, q): (rows, columns) of the phase, then of x."""
-        g = self.geo
-        places = []
-        for parity, size in ((p, g.H), (q, g.W)):
-            first = (g.pad - parity + 1) // 2  # first phase index holding an input pixel
-            start = 2 * first + parity - g.pad  # ... which is input pixel `start`
-            count = len(range(start, size, 2))
-            places.append((slice(first, first + count), slice(start, size, 2)))
-        (rows, x_rows), (cols, x_cols) = places
-        return (rows, cols), (x_rows, x_cols)
-
-    def _phases(self, images: Any) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
-        return [self._phase_slices(p, q) for p, q in PHASES]
 
     def _chunks(self, per_image: int, itemsize: int) -> list[slice]:
         return self.geo.chunks(per_image, itemsize)
@@ -107,15 +110,15 @@ class WinogradKernel:
         self._U = U = xp.asarray(np.einsum("ai,fcij,bj->abfc", G, W, G).reshape(16, g.FN, g.C), dtype=dtype)
         AAx = xp.asarray(AA, dtype=dtype)
         out = epilogue.start(g.out_shape, dtype, planes=(self.TH, self.S))
-        places = self._phases(x)
-        per_image = 4 * g.C * self.flat + 32 * g.C * L + 20 * g.FN * L
+        per_image = 4 * g.C * self.split.flat + 32 * g.C * L + 20 * g.FN * L
         chunks = self._chunks(per_image, x.itemsize)
         self._V = [None] * len(chunks)
 
         def run(k: int) -> None:
             chunk = chunks[k]
             n = chunk.stop - chunk.start
-            phases = self._split(x[chunk], places, "winograd phases", dtype)
+            phases = scratch("winograd phases", (4, g.C, n, self.split.flat), dtype, xp)
+            self.split.split(x[chunk], phases)
             V = self._V[k] = xp.empty((16, g.C, n * L), dtype)
             self._transform_input(phases, V.reshape(4, 4, g.C, n, L))
             M = xp.matmul(U, V, out=scratch("winograd M", (16, g.FN, n * L), dtype, xp))
@@ -129,44 +132,53 @@ class WinogradKernel:
     def _transform_input(self, phases: Any, V: Any) -> None:
         """V[a, b] = (B^T d B)[a, b] for every tile d: phases (4, C, n, flat) -> V (4, 4, C, n, L).
 
-        B^T d B is B^T applied to the tile's columns, then to its rows. B^T's rows pick
-        d0 - d2, d1 + d2, d2 - d1, d1 - d3 out of four consecutive pixels; pixels 0 and 2 of
-        every tile are one phase at two shifts (1 apart across, S apart down), pixels 1 and
-        3 the other phase: each of the eight, then sixteen, results is one contiguous
-        operation over the whole chunk.
+        B^T d B is B^T applied down the tile's columns, then along its rows. B^T's rows take
+        d0 - d2, d1 + d2, d2 - d1, d1 - d3 of four consecutive pixels; pixels 0 and 2 of every
+        tile are one phase at two shifts (S apart down, 1 apart across), pixels 1 and 3 the
+        other phase, so each step is four operations over the whole chunk.
         """
         xp, L, S = self.xp, self.L, self.S
         C, n = phases.shape[1:3]
+        even, odd = phases.reshape(2, 2, C, n, -1)  # phases of even, odd rows; (column parity, C, n, flat)
         rows = scratch("winograd rows", (4, 2, C, n, L + 1), phases.dtype, xp)  # B^T down the columns
-        for q in (0, 1):
-            first, second = phases[q], phases[2 + q]  # even, odd padded rows of column phase q
-            d0, d2 = first[..., : L + 1], first[..., S : S + L + 1]
-            d1, d3 = second[..., : L + 1], second[..., S : S + L + 1]
-            _b_transposed(xp, d0, d1, d2, d3, rows[:, q])
-        for a in range(4):
-            d0, d2 = rows[a, 0][..., :L], rows[a, 0][..., 1 : L + 1]
-            d1, d3 = rows[a, 1][..., :L], rows[a, 1][..., 1 : L + 1]
-            _b_transposed(xp, d0, d1, d2, d3, V[a])
+        _b_transposed(
+            xp, even[..., : L + 1], odd[..., : L + 1], even[..., S : S + L + 1], odd[..., S : S + L + 1], rows
+        )
+        by_parity = rows.transpose(1, 0, 2, 3, 4)  # (column parity, a, C, n, L + 1)
+        left, right = by_parity[0], by_parity[1]
+        out = V.transpose(1, 0, 2, 3, 4)  # B^T along the rows: (b, a, C, n, L)
+        _b_transposed(xp, left[..., :L], right[..., :L], left[..., 1:], right[..., 1:], out)
 
-    def _split(self, images: Any, places: list[Any], name: str, dtype: Any) -> Any:
-        """images (n, C, H, W) padded and split into the four flat phases (4, C, n, flat)."""
-        n, C = images.shape[:2]
-        phases = scratch(name, (4, C, n, self.flat), dtype, self.xp)
-        phases[...] = 0
-        grids = phases[:, :, :, : (self.TH + 1) * self.S].reshape(4, C, n, self.TH + 1, self.S)
-        for k, ((rows, cols), (x_rows, x_cols)) in enumerate(places):
-            grids[k][:, :, rows, cols] = images[:, :, x_rows, x_cols].transpose(1, 0, 2, 3)
-        return phases
+    def _transform_back(self, dV: Any, dphases: Any) -> None:
+        """dphases (4, C, n, flat) = every tile's B dV B^T added onto its 16 pixels; dV (4, 4, C, n, L).
+
+        The transpose of _transform_input, step by step: each B^T output that read pixels
+        (0, 2) or (1, 3) sends its gradient back to them, B's columns summing what each
+        pixel gets: pixel 0 <- dV0, 1 <- dV1 - dV2 + dV3, 2 <- dV1 + dV2 - dV0, 3 <- -dV3.
+        """
+        xp, L, S = self.xp, self.L, self.S
+        C, n = dphases.shape[1:3]
+        rows = scratch("winograd drows", (2, 4, C, n, L + 1), dV.dtype, xp)  # (column parity, a, ...)
+        _b_back(xp, dV.transpose(1, 0, 2, 3, 4), rows[0], rows[1], 1, "winograd dcols")
+        dphases[...] = 0
+        even, odd = dphases.reshape(2, 2, C, n, -1)
+        _b_back(
+            xp,
+            rows.transpose(1, 0, 2, 3, 4),
+            even[..., : L + 1 + S],
+            odd[..., : L + 1 + S],
+            S,
+            "winograd drows2",
+        )
 
     def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
         """(dW like W, db (FN,), dx like x or None) for the epilogue's output gradient dout."""
         xp, g, L, epilogue = self.xp, self.geo, self.L, self.epilogue
         x, dtype, U = self._x, self._x.dtype, self._U
-        AAt, BBt = xp.asarray(AA.T.copy(), dtype=dtype), xp.asarray(BB.T.copy(), dtype=dtype)
+        AAt = xp.asarray(AA.T.copy(), dtype=dtype)
         Ut = xp.ascontiguousarray(U.transpose(0, 2, 1))
         dx = xp.empty(x.shape, dtype) if with_dx else None
-        places = self._phases(x)
-        per_image = 4 * g.C * self.flat + 32 * g.C * L + 20 * g.FN * L
+        per_image = 4 * g.C * self.split.flat + 32 * g.C * L + 20 * g.FN * L
         chunks = self._chunks(per_image, x.itemsize)
 
         def run(k: int) -> tuple[Any, Any]:
@@ -181,18 +193,9 @@ class WinogradKernel:
             db = dM[BIAS_POSITION].sum(axis=1)
             if dx is not None:
                 dV = xp.matmul(Ut, dM, out=scratch("winograd dV", (16, g.C, n * L), dtype, xp))
-                dtiles = xp.matmul(
-                    BBt, dV.reshape(16, -1), out=scratch("winograd dtiles", (16, g.C * n * L), dtype, xp)
-                )
-                dtiles = dtiles.reshape(16, g.C, n, L)
-                dphases = scratch("winograd dphases", (4, g.C, n, self.flat), dtype, xp)
-                dphases[...] = 0
-                for t, (phase, offset) in enumerate(self.offsets):
-                    dphases[phase][:, :, offset : offset + L] += dtiles[t]
-                grids = dphases[:, :, :, : (self.TH + 1) * self.S].reshape(4, g.C, n, self.TH + 1, self.S)
-                target = dx[chunk]
-                for p, ((rows, cols), (x_rows, x_cols)) in enumerate(places):
-                    target[:, :, x_rows, x_cols] = grids[p][:, :, rows, cols].transpose(1, 0, 2, 3)
+                dphases = scratch("winograd dphases", (4, g.C, n, self.split.flat), dtype, xp)
+                self._transform_back(dV.reshape(4, 4, g.C, n, L), dphases)
+                self.split.merge(dphases, dx[chunk])
             return dU, db
 
         parts = parallel_map(run, range(len(chunks)))

@@ -20,15 +20,16 @@ _local = threading.local()
 
 
 def scratch(name: str, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any:
-    """This thread's work array `name` of this shape and dtype (contents undefined).
+    """This thread's work array `name` of this shape (a tuple) and dtype (contents undefined).
 
     The same (name, shape, dtype) returns the same array again in this thread, so two
-    arrays used at once need two names.
+    arrays used at once need two names; another shape or dtype gets an array of its own.
     """
-    arrays = getattr(_local, "arrays", None)
-    if arrays is None:
+    try:
+        arrays = _local.arrays
+    except AttributeError:
         arrays = _local.arrays = {}
-    key = (name, tuple(shape), np.dtype(dtype).str, xp.__name__)
+    key = (name, shape, dtype, xp)
     array = arrays.get(key)
     if array is None:
         array = arrays[key] = xp.empty(shape, dtype=dtype)

@@ -12,7 +12,7 @@ import numpy as np
 
 from dlscratch.functions import as_class_indices
 from dlscratch.gradient import numerical_gradient as _numerical_gradient
-from dlscratch.kernels import plan_steps
+from dlscratch.kernels import plan_steps, running
 from dlscratch.layers.loss import SoftmaxWithLoss
 
 
@@ -96,10 +96,11 @@ class Sequential:
             raise ValueError(f"accuracy got {len(x)} samples but {len(t)} labels")
         correct = 0
         steps = plan_steps(list(self.layers.values()))
-        for start in range(0, len(x), batch_size):
-            scores = _run_forward(steps, x[start : start + batch_size], train_flg=False)
-            labels = as_class_indices(scores, t[start : start + batch_size])
-            correct += int(np.sum(scores.argmax(axis=1) == labels))
+        with running(steps):
+            for start in range(0, len(x), batch_size):
+                scores = _run_forward(steps, x[start : start + batch_size], train_flg=False)
+                labels = as_class_indices(scores, t[start : start + batch_size])
+                correct += int(np.sum(scores.argmax(axis=1) == labels))
         return correct / len(x)
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
@@ -126,14 +127,15 @@ class Sequential:
         gradient buffers (or, with weight decay, dW + lambda * W), rewritten by the next call.
         """
         steps = plan_steps(list(self.layers.values()))
-        scores = _run_forward(steps, x, train_flg=True)
-        loss = self.lastLayer.forward(scores, t) + self._weight_decay_loss()
-        dout = self.lastLayer.backward(1)
-        *later, first = reversed(steps)
-        for step in later:
-            dout = step.backward(dout)
-        # nobody needs the gradient with respect to the data: skip its cost where a step can
-        getattr(first, "backward_params", first.backward)(dout)
+        with running(steps):
+            scores = _run_forward(steps, x, train_flg=True)
+            loss = self.lastLayer.forward(scores, t) + self._weight_decay_loss()
+            dout = self.lastLayer.backward(1)
+            *later, first = reversed(steps)
+            for step in later:
+                dout = step.backward(dout)
+            # nobody needs the gradient with respect to the data: skip its cost where a step can
+            getattr(first, "backward_params", first.backward)(dout)
         grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
         if self.weight_decay_lambda:
             for key, (layer, name) in self._owners.items():
