@@ -39,9 +39,13 @@ Data: Fashion-MNIST, read offline with `load_fashion_mnist` (the book's MNIST ca
 downloaded on machines without network access; the shapes and code are the same).
 To keep the run under a minute, training uses the first 10000 training images and
 1000 iterations (10 epochs) instead of the book's 60000 images and 10000 iterations."""),
-    new_code_cell(
-        SETUP
-        + """\
+    new_code_cell("""\
+%matplotlib inline
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
 from dlscratch import (
     AddLayer,
     Affine,
@@ -56,8 +60,10 @@ from dlscratch import (
 )
 from dlscratch.datasets import load_fashion_mnist
 from dlscratch.graph_picture import ComputationalGraph
-from dlscratch.plot import plot_history"""
-    ),
+from dlscratch.plot import plot_history
+
+# where this notebook saves files: a new temporary folder, or put a folder of yours here
+OUTPUT = Path(tempfile.mkdtemp(prefix="dlscratch-ch05-"))"""),
     new_markdown_cell("""\
 ## 5.4 The computational graph: buying apples
 
@@ -124,7 +130,8 @@ graph = ComputationalGraph([
     ("all_price", add_apple_orange_layer, "apple_price", "orange_price"),
     ("price", mul_tax_layer, "all_price", "tax"),
 ], title="buying apples and oranges")
-graph.save("apple_orange.svg")  # or .png
+saved = graph.save(OUTPUT / "apple_orange.svg")  # or .png
+print(f"saved {saved}")
 graph"""),
     new_markdown_cell("""\
 ## 5.5 and 5.6 Each layer, checked
@@ -197,7 +204,8 @@ for key, row in gradient_check(network, x_batch, t_batch).items():
 ## Training with backpropagation
 
 The book's loop: a random mini-batch, the gradient by backpropagation, an SGD step on
-`network.params` (the layers share those arrays), and the accuracies once per epoch.
+`network.params` (the layers share those arrays), and the accuracies at the end of each
+epoch.
 Here on 10000 training images for 1000 iterations (10 epochs); the losses and
 accuracies go into a `History`, which `plot_history` draws."""),
     new_code_cell("""\
@@ -222,12 +230,13 @@ for i in range(iters_num):
         network.params[key] -= learning_rate * grad[key]
 
     history.train_loss.append(network.loss(x_batch, t_batch))
-    if i % iter_per_epoch == 0 or i == iters_num - 1:
-        history.epochs.append((i + 1) / iter_per_epoch)
+    if (i + 1) % iter_per_epoch == 0:
+        epoch = (i + 1) // iter_per_epoch
+        history.epochs.append(epoch)
         history.iterations.append(i + 1)
         history.train_acc.append(network.accuracy(x_train, t_train))
         history.test_acc.append(network.accuracy(x_test, t_test))
-        print(f"{history.train_acc[-1]:.4f} {history.test_acc[-1]:.4f}")
+        print(f"epoch {epoch}: train acc {history.train_acc[-1]:.4f}, test acc {history.test_acc[-1]:.4f}")
 
 assert history.test_acc[-1] > 0.75"""),
     new_code_cell("""\

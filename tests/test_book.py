@@ -68,7 +68,7 @@ def test_install_aliases_makes_the_books_imports_find_dlscratch(monkeypatch):
     from common.layers import Affine  # importable only now
     from dataset.mnist import load_mnist
 
-    assert Affine is dlscratch.Affine and load_mnist is dlscratch.datasets.load_mnist
+    assert Affine is dlscratch.Affine and load_mnist is dlscratch.book.dataset.mnist.load_mnist
     for alias in book.BOOK_MODULES:  # monkeypatch restores sys.modules only for names it deleted
         sys.modules.pop(alias, None)
 
@@ -146,6 +146,18 @@ def test_the_books_trainer_takes_the_books_adam_by_name(rng):
     net, x, t = _tiny_net_and_data(rng)
     trainer = Trainer(net, x, t, x, t, optimizer="Adam", optimizer_param={"lr": 0.1}, verbose=False)
     assert type(trainer.optimizer) is Adam and trainer.optimizer.lr == 0.1
+
+
+def test_the_books_load_mnist_gives_the_books_label_types(data_dir, monkeypatch):
+    from dlscratch.book.dataset.mnist import load_mnist
+
+    monkeypatch.setenv("DLSCRATCH_DATA_DIR", str(data_dir))
+    (_, t_train), (x_test, t_test) = load_mnist(normalize=False, flatten=False)
+    (_, ours), _ = dlscratch.datasets.load_mnist()
+    assert t_train.dtype == np.uint8 and x_test.shape[1:] == (1, 28, 28)
+    np.testing.assert_array_equal(t_train, ours)
+    _, (_, one_hot) = load_mnist(one_hot_label=True)
+    assert one_hot.dtype == np.float64 and np.array_equal(one_hot.argmax(axis=1), t_test)
 
 
 def test_conv_output_size_is_the_books_formula():

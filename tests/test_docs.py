@@ -1,15 +1,19 @@
 """The documentation site: it builds in strict mode, documents every public name, its code runs.
 
-Building needs the docs extra (mkdocs, mkdocs-material, mkdocstrings[python]): the build
-test skips without it, or fails when DLSCRATCH_REQUIRE_DOCS=1 (CI). The other tests need
-nothing beyond the package.
+Building needs the docs extra (mkdocs, mkdocs-material, mkdocstrings[python],
+mkdocs-jupyter) and Fashion-MNIST, since the build executes the example notebooks: the
+tests of the built site skip without them, or fail when DLSCRATCH_REQUIRE_DOCS=1 /
+DLSCRATCH_REQUIRE_DATA=1 (CI). The other tests need nothing beyond the package.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import html
 import importlib
 import importlib.util
+import inspect
 import io
 import os
 import re
@@ -26,6 +30,9 @@ from dlscratch.datasets import DatasetNotFoundError, load_fashion_mnist
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TOUR = sorted(path.name for path in (DOCS / "tour").glob("*.md"))
+NOTEBOOKS = sorted(path.stem for path in (ROOT / "examples").glob("*.ipynb"))
+SIGNATURE = r'\s*<div class="doc-signature highlight">(.*?)</pre>'  # what mkdocstrings puts under a heading
+STDERR = r'data-mime-type="application/vnd\.jupyter\.stderr"'  # how mkdocs-jupyter marks a cell's stderr
 
 # modules whose __all__ the API reference must cover, besides the package's own
 DOCUMENTED_MODULES = (
@@ -46,17 +53,23 @@ DOCUMENTED_MODULES = (
 )
 
 
-def _documented_objects() -> list[object]:
-    """The objects named by the ``::: identifier`` lines of the API pages."""
-    objects = []
+def _api_entries() -> list[tuple[str, str, object]]:
+    """(page, identifier, object) for each ``::: identifier`` line of the API pages."""
+    entries = []
     for page in sorted((DOCS / "api").glob("*.md")):
         for identifier in re.findall(r"^::: (\S+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE):
             module_name, _, name = identifier.rpartition(".")
             try:
-                objects.append(importlib.import_module(identifier))
+                target = importlib.import_module(identifier)
             except ModuleNotFoundError:
-                objects.append(getattr(importlib.import_module(module_name), name))
-    return objects
+                target = getattr(importlib.import_module(module_name), name)
+            entries.append((page.stem, identifier, target))
+    return entries
+
+
+def _documented_objects() -> list[object]:
+    """The objects named by the ``::: identifier`` lines of the API pages."""
+    return [target for _, _, target in _api_entries()]
 
 
 def test_the_api_reference_documents_every_public_name():
@@ -82,7 +95,7 @@ def _included_sections() -> set[str]:
 
 def test_the_readme_has_the_sections_the_docs_include():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert _included_sections() == {"getting-started", "results", "performance"}
+    assert _included_sections() == {"getting-started", "install", "results", "performance"}
     for section in _included_sections():
         for end in ("start", "end"):
             marker = f"<!-- --8<-- [{end}:{section}] -->"
@@ -120,24 +133,81 @@ def test_the_summary_shown_in_the_tour_is_what_summary_prints():
     assert shown.rstrip("\n") == dlscratch.TwoLayerNet(784, 50, 10, seed=0).summary(print_fn=None)
 
 
-@pytest.mark.slow
-def test_the_site_builds_in_strict_mode_without_warnings(tmp_path):
-    for module in ("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python", "material"):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, str]:
+    """The site as CI builds it (the folder and the build's log), example notebooks executed."""
+    for module in ("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python", "material", "mkdocs_jupyter"):
         if importlib.util.find_spec(module.split(".")[0]) is None:
             require_or_skip(f"{module} (pip install -e '.[docs]')", "DLSCRATCH_REQUIRE_DOCS")
-    site = tmp_path / "site"
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    try:
+        load_fashion_mnist(download=False)
+    except DatasetNotFoundError:
+        require_or_skip("Fashion-MNIST, which the example notebooks read", "DLSCRATCH_REQUIRE_DATA")
+    folder = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)]
     result = subprocess.run(
         command,
         cwd=ROOT,  # mkdocs.yml is found here, and so are the README sections the pages include
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     log = result.stdout + result.stderr
-    assert result.returncode == 0, log
-    assert "WARNING" not in log, log
-    reference = (site / "api" / "nets" / "index.html").read_text(encoding="utf-8")
+    if result.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed:\n{log}")
+    return folder, log
+
+
+def _page(site: Path, path: str) -> str:
+    return (site / path / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_site_builds_in_strict_mode_without_warnings(site):
+    folder, log = site
+    # mkdocs's own warnings; lines that the notebooks' kernels log ("[IPKernelApp] ...") are not the site's
+    warnings = [line for line in log.splitlines() if line.startswith("WARNING")]
+    assert not warnings, log
+    reference = _page(folder, "api/nets")
     assert "summary" in reference and "TwoLayerNet" in reference
-    assert (site / "images" / "apple-orange.svg").stat().st_size > 0
+    assert (folder / "images" / "apple-orange.svg").stat().st_size > 0
+
+
+def _signature_under_heading(page: str, identifier: str) -> str | None:
+    """The text of the signature mkdocstrings shows right under the heading of identifier."""
+    heading = re.search(rf'<h(\d) id="{re.escape(identifier)}"', page)
+    if heading is None:
+        return None
+    heading_end = page.index(f"</h{heading.group(1)}>", heading.end()) + len("</hN>")
+    signature = re.compile(SIGNATURE, flags=re.DOTALL).match(page, heading_end)
+    return html.unescape(re.sub(r"<[^>]+>", "", signature.group(1))) if signature else None
+
+
+@pytest.mark.slow
+def test_the_api_reference_shows_every_constructor_with_its_parameters(site):
+    folder, _ = site
+    classes = [(page, identifier, obj) for page, identifier, obj in _api_entries() if inspect.isclass(obj)]
+    assert len(classes) > 20
+    for page, identifier, cls in classes:
+        signature = _signature_under_heading(_page(folder, f"api/{page}"), identifier)
+        assert signature, f"api/{page}: {identifier} is shown without its constructor's signature"
+        assert signature.startswith(f"{cls.__name__}("), signature
+        for parameter in inspect.signature(cls).parameters:
+            assert re.search(rf"\b{parameter}\b", signature), f"{identifier}: {parameter} not in {signature}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_site_shows_each_example_notebook_with_its_figures(site, notebook):
+    folder, _ = site
+    assert f'href="{notebook}/"' in _page(folder, "examples"), "the examples page should link to it"
+    page = _page(folder, f"examples/{notebook}")
+    # the notebooks are stored without outputs: every figure here comes from executing them
+    figures = re.findall(r'<img [^>]*src="data:image/(png|svg\+xml);base64,([^"]+)"', page)
+    assert figures, f"examples/{notebook}: no figure on the page"
+    for kind, data in figures:
+        start = base64.b64decode(data)[:100]
+        assert start.startswith(b"\x89PNG") if kind == "png" else b"<svg" in start, (kind, start)
+    stderr = re.findall(rf"{STDERR}[^>]*>\s*<pre>(.*?)</pre>", page, flags=re.DOTALL)
+    assert not stderr, f"examples/{notebook}: a cell printed to stderr: {stderr}"

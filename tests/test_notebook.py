@@ -1,9 +1,10 @@
 """Every cell of the seed notebook runs against dlscratch with only its import lines changed.
 
-The notebook (shared/seed/ch05-backprop-notebook.ipynb, beside the checkout) defines its
-own classes, some broken (a Sigmoid that returns nothing, a TwoLayerNet with typos). A
-learner replaces them with dlscratch's: here each class the package provides is imported
-instead of defined, the book's import lines point at dlscratch, and the outputs are
+The notebook (tests/data/ch05-backprop-notebook.ipynb, a learner's notebook kept as it came,
+outputs included; DLSCRATCH_SEED_NOTEBOOK may point at another copy) defines its own
+classes, some broken (a Sigmoid that returns nothing, a TwoLayerNet with typos). A learner
+replaces them with dlscratch's: here each class the package provides is imported instead
+of defined, the book's import lines point at dlscratch, and the outputs are
 compared with what the notebook shows. MNIST cannot be downloaded on CI machines, so the
 data cells read Fashion-MNIST through the same load_mnist signature.
 """
@@ -26,8 +27,7 @@ from dlscratch.datasets import DatasetNotFoundError, load_fashion_mnist
 
 NOTEBOOK = Path(
     os.environ.get(
-        "DLSCRATCH_SEED_NOTEBOOK",
-        Path(__file__).resolve().parents[2] / "shared" / "seed" / "ch05-backprop-notebook.ipynb",
+        "DLSCRATCH_SEED_NOTEBOOK", Path(__file__).resolve().parent / "data" / "ch05-backprop-notebook.ipynb"
     )
 )
 
@@ -43,8 +43,6 @@ IMPORTS = {
 
 def _cells() -> list[tuple[str, str]]:
     """(source, printed output) of each code cell, with the learner's edits applied."""
-    if not NOTEBOOK.exists():
-        require_or_skip(f"the seed notebook ({NOTEBOOK})", "DLSCRATCH_REQUIRE_DATA")
     notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     cells = []
     for cell in notebook["cells"]:
