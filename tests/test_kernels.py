@@ -24,6 +24,7 @@ from dlscratch.kernels import (
     geometry,
     plan_steps,
     set_num_threads,
+    winograd,
 )
 from dlscratch.layers import Affine, Convolution, Pooling, Relu
 
@@ -40,6 +41,7 @@ CASES = [
     (2, 2, 3, 6, 7, (1, 1), 1, 0),
     (3, 2, 3, 9, 11, (3, 3), 2, 1),  # stride 2
     (2, 3, 2, 10, 9, (2, 2), 3, 0),  # stride 3: gaps between windows
+    (2, 2, 3, 21, 20, (3, 3), 1, 1),  # larger: Winograd keeps each image's positions together
 ]
 
 
@@ -98,10 +100,19 @@ def splitting(request, monkeypatch):
     set_num_threads(None)
 
 
+@pytest.fixture(params=["images first", "images last"])
+def layout(request, monkeypatch):
+    """Winograd's work arrays with each image's positions together, or each position's images."""
+    monkeypatch.setattr(winograd, "IMAGES_LAST_BELOW", 0 if request.param == "images first" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("integers", [False, True], ids=["random", "with-ties"])
 @pytest.mark.parametrize(("relu", "pool"), EPILOGUES, ids=["conv", "relu", "pool", "relu+pool"])
 @pytest.mark.parametrize(("name", "case"), KERNEL_CASES)
-def test_every_kernel_computes_what_the_layers_compute(name, case, relu, pool, integers, splitting, rng):
+def test_every_kernel_computes_what_the_layers_compute(
+    name, case, relu, pool, integers, splitting, layout, rng
+):
     layers, x = _layers(rng, case, relu, pool, integers=integers)
     shape = _forward(layers, x).shape
     dout = (rng.integers(-2, 3, shape) if integers else rng.standard_normal(shape)).astype(x.dtype)
@@ -156,7 +167,7 @@ def test_the_same_shapes_in_another_dtype_get_their_own_work_arrays(rng):
 
 
 @pytest.mark.parametrize("name", KERNELS)
-def test_results_are_the_same_bits_on_one_thread_and_on_two(name, rng, monkeypatch):
+def test_results_are_the_same_bits_on_one_thread_and_on_two(name, layout, rng, monkeypatch):
     monkeypatch.setattr(geometry, "CACHE_BYTES", 1 << 16)  # several chunks
     case = (12, 16, 16, 10, 9, (3, 3), 1, 1)
     layers, x = _layers(rng, case, True, True, dtype=np.float32)

@@ -100,8 +100,7 @@ class ColumnsKernel:
         xp, g, epilogue = self.xp, self.geo, self.epilogue
         self._x, dtype = x, x.dtype
         weights = with_bias(W, b, dtype, xp)
-        planes = (self.rows // 2, self.cols // 2) if self.by_corner else None
-        out = epilogue.start(g.out_shape, dtype, planes=planes)
+        out = epilogue.start(g.out_shape, dtype)
         chunks = self._chunks(x.itemsize)
         keep = (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
         self._col = [None] * len(chunks)

@@ -82,28 +82,17 @@ class Epilogue:
     def __init__(self, relu: bool, pool: bool, xp: Any = np) -> None:
         self.relu, self.pool, self.xp = relu, pool, xp
         self._out: Any = None  # forward's output (its sign is ReLU's mask)
-        self._pooled: Any = None  # pooling: the pooled values, before ReLU
-        self._switches: Any = None  # pooling: (3, FN, N, R, S), see _pool_forward
+        self._switches: dict[int, list[Any]] = {}  # pooling: each chunk's three, see _pool_forward
 
     def out_shape(self, conv_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         N, FN, OH, OW = conv_shape
         return (N, FN, OH // 2, OW // 2) if self.pool else conv_shape
 
-    def start(
-        self, conv_shape: tuple[int, int, int, int], dtype: Any, planes: tuple[int, int] | None = None
-    ) -> Any:
-        """A new batch: the output array, filled chunk by chunk.
-
-        planes: (R, S) when the kernel hands its values over as planes of that size.
-        """
-        xp = self.xp
-        self._out = out = xp.empty(self.out_shape(conv_shape), dtype)
-        if self.pool:
-            N, FN, PH, PW = out.shape
-            R, S = planes if planes is not None else (PH, PW)
-            self._pooled = xp.empty((FN, N, R, S), dtype)
-            self._switches = xp.empty((3, FN, N, R, S), bool)
-        return out
+    def start(self, conv_shape: tuple[int, int, int, int], dtype: Any) -> Any:
+        """A new batch: the output array, filled chunk by chunk."""
+        self._out = self.xp.empty(self.out_shape(conv_shape), dtype)
+        self._switches = {}
+        return self._out
 
     def forward(self, chunk: slice, grid: Grid, out: Any) -> None:
         target = out[chunk].transpose(1, 0, 2, 3)  # (FN, n, ...) like the grid
@@ -124,16 +113,15 @@ class Epilogue:
     def _pool_forward(self, chunk: slice, grid: Grid, target: Any) -> None:
         xp, (PH, PW) = self.xp, target.shape[2:]
         top_left, top_right, bottom_left, bottom_right = grid.corners(PH, PW)
-        switches, pooled = self._switches[:, :, chunk], self._pooled[:, chunk]
+        # laid out as the corners are (empty_like keeps their order in memory): every step one pass
+        switches = self._switches[chunk.start] = [xp.empty_like(top_left, dtype=bool) for _ in range(3)]
         # switches: the left wins its pair (top, bottom), the top pair wins; ties go first
         xp.greater_equal(top_left, top_right, out=switches[0])
         xp.greater_equal(bottom_left, bottom_right, out=switches[1])
-        top = xp.maximum(top_left, top_right, out=pooled)
-        bottom = xp.maximum(
-            bottom_left, bottom_right, out=scratch("pool bottom", pooled.shape, pooled.dtype, xp)
-        )
+        top = xp.maximum(top_left, top_right, out=xp.empty_like(top_left))
+        bottom = xp.maximum(bottom_left, bottom_right, out=xp.empty_like(top_left))
         xp.greater_equal(top, bottom, out=switches[2])
-        xp.maximum(top, bottom, out=pooled)
+        pooled = xp.maximum(top, bottom, out=top)
         self._activate(pooled[:, :, :PH, :PW], target)
 
     def backward(self, chunk: slice, dout: Any, dgrid: Grid) -> None:
@@ -155,15 +143,13 @@ class Epilogue:
         """Each window's gradient to its winning pair, then to that pair's winning corner."""
         xp, (PH, PW) = self.xp, d.shape[2:]
         corners = dgrid.corners(PH, PW)
-        R, S = corners[0].shape[2:]
-        switches = self._switches[:, :, chunk, :R, :S]
-        if (R, S) != (PH, PW):  # planes: the window gradients laid out like them, zeros around
-            spread = scratch("pool spread", corners[0].shape, d.dtype, xp)
-            spread[...] = 0
+        switches = self._switches[chunk.start]
+        if corners[0].shape[2:] != (PH, PW):  # planes: the window gradients laid out like them, zeros around
+            spread = xp.zeros_like(corners[0])
             spread[:, :, :PH, :PW] = d
             d = spread
-        d_top = xp.multiply(d, switches[2], out=scratch("pool d_top", d.shape, d.dtype, xp))
-        d_bottom = xp.subtract(d, d_top, out=scratch("pool d_bottom", d.shape, d.dtype, xp))
+        d_top = xp.multiply(d, switches[2], out=xp.empty_like(corners[0]))
+        d_bottom = xp.subtract(d, d_top, out=xp.empty_like(corners[0]))
         xp.multiply(d_top, switches[0], out=corners[0])
         xp.subtract(d_top, corners[0], out=corners[1])
         xp.multiply(d_bottom, switches[1], out=corners[2])

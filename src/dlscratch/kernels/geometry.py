@@ -54,17 +54,30 @@ class PhaseSplit:
     for a window or tile anchored at (2 r, 2 s), is phase (i % 2, j % 2) shifted by
     ``shift(i, j)`` = (i // 2) * width + j // 2: for every (i, j) one contiguous slice of a
     phase covers every anchor of an image at once (the anchors past a row's end wrap into
-    the next row: values to throw away, as in the shifted kernel). Images of `channels`
-    channels are kept as (4, channels, n, flat).
+    the next row: values to throw away, as in the shifted kernel).
+
+    n images of C channels are kept as (4, C, n, flat), or with images_last as (4, C,
+    flat * n), the images of each position side by side: a shift by k positions is then a
+    shift by k n along the last axis, and every slice is one run over all n images, long
+    even for small images.
 
     H, W: the image; pad: its zero border; rows, width: the phase grid, enough for every
     anchor plus the largest shift (the caller's sizes); flat adds room for the last
     anchor's largest shift.
     """
 
-    def __init__(self, H: int, W: int, pad: int, rows: int, width: int, max_shift: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        H: int,
+        W: int,
+        pad: int,
+        rows: int,
+        width: int,
+        max_shift: tuple[int, int],
+        images_last: bool = False,
+    ) -> None:
         self.H, self.W, self.pad = H, W, pad
-        self.rows, self.width = rows, width
+        self.rows, self.width, self.images_last = rows, width, images_last
         self.flat = rows * width + max_shift[1] + 1
         # where the image's pixels land in each phase: (phase rows, phase columns), (image rows, columns)
         self.places = []
@@ -81,19 +94,34 @@ class PhaseSplit:
         """(phase, flat shift) of padded pixel (2 r + i, 2 s + j) from anchor (r, s)."""
         return 2 * (i % 2) + j % 2, (i // 2) * self.width + j // 2
 
-    def grids(self, phases: Any) -> Any:
-        """(4, channels, n, rows, width) view of phases (4, channels, n, flat)."""
-        return phases[..., : self.rows * self.width].reshape(*phases.shape[:3], self.rows, self.width)
+    def positions(self, length: int, n: int) -> tuple[int, ...]:
+        """The trailing shape of `length` positions of n images: (n, length), or (length n,)."""
+        return (length * n,) if self.images_last else (n, length)
+
+    def planes(self, values: Any, n: int, rows: int, width: int) -> Any:
+        """(..., F, n, rows, width) view of values (..., F, positions of n images), rows * width each."""
+        lead = values.shape[:-1]
+        if self.images_last:
+            grid = values.reshape(*lead, rows, width, n)
+            return grid.transpose(*range(len(lead)), -1, -3, -2)
+        return values.reshape(*lead, n, rows, width)
+
+    def _grids(self, phases: Any, n: int) -> Any:
+        """(4, C, n, rows, width) view of phases (4, C, *positions(flat, n))."""
+        grid = self.rows * self.width
+        if self.images_last:
+            return phases[..., : grid * n].reshape(4, -1, self.rows, self.width, n).transpose(0, 1, 4, 2, 3)
+        return phases[..., :grid].reshape(4, -1, n, self.rows, self.width)
 
     def split(self, images: Any, phases: Any) -> None:
-        """phases (4, C, n, flat) = the padded images (n, C, H, W) by phase, zeros elsewhere."""
+        """phases (4, C, *positions(flat, n)) = the padded images (n, C, H, W) by phase, zeros elsewhere."""
         phases[...] = 0
-        grids = self.grids(phases)
+        grids = self._grids(phases, len(images))
         for k, (inside, image) in enumerate(self.places):
             grids[k][(..., *inside)] = images[(..., *image)].transpose(1, 0, 2, 3)
 
     def merge(self, phases: Any, images: Any) -> None:
-        """images (n, C, H, W) = the image pixels of phases (4, C, n, flat), the inverse of split."""
-        grids = self.grids(phases)
+        """images (n, C, H, W) = the image pixels of phases (4, C, *positions(flat, n)), as split put them."""
+        grids = self._grids(phases, len(images))
         for k, (inside, image) in enumerate(self.places):
             images[(..., *image)] = grids[k][(..., *inside)].transpose(1, 0, 2, 3)

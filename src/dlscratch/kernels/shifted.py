@@ -173,8 +173,7 @@ class ShiftedKernel:
         xp, g, order, epilogue = self.xp, self.geo, self.order, self.epilogue
         self._x, dtype = x, x.dtype
         weights = with_bias(W, b, dtype, xp)
-        planes = (order.R, order.split.width) if isinstance(order, _PhaseOrder) else None
-        out = epilogue.start(g.out_shape, dtype, planes=planes)
+        out = epilogue.start(g.out_shape, dtype)
         chunks = self._chunks(x.itemsize)
         # the columns of a few input channels are cheaper to keep than to build again
         keep = (g.K + 1) * order.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES

@@ -42,6 +42,8 @@ A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 # the output transform of a tile flattened row by row: tile = AA @ M (4 x 16)
 AA = np.kron(A_T, A_T)
 BIAS_POSITION = 5  # (row 1, column 1) of the transformed tile
+# tile positions per image below which the work arrays hold a position's images side by side
+IMAGES_LAST_BELOW = 100
 
 
 def _b_transposed(xp: Any, d0: Any, d1: Any, d2: Any, d3: Any, out: Any) -> None:
@@ -90,7 +92,9 @@ class WinogradKernel:
         self.geo, self.epilogue, self.xp = g, epilogue, xp
         self.TH, self.TW = -(-g.OH // 2), -(-g.OW // 2)  # tiles down and across
         # tile (r, s) starts at padded pixel (2 r, 2 s): its 16 pixels are shifts of the phases
-        self.split = PhaseSplit(g.H, g.W, g.pad, self.TH + 1, self.TW + 1, max_shift=(1, 1))
+        # small images (few tiles) keep each position's images side by side: longer runs
+        images_last = self.TH * (self.TW + 1) < IMAGES_LAST_BELOW
+        self.split = PhaseSplit(g.H, g.W, g.pad, self.TH + 1, self.TW + 1, (1, 1), images_last)
         self.S = self.split.width  # a phase's row: the tiles of a row and one thrown away
         self.L = self.TH * self.S  # tile positions per image
         self.offsets = [self.split.shift(i, j) for i in range(4) for j in range(4)]
@@ -109,7 +113,8 @@ class WinogradKernel:
         # U = G g G^T for every filter and channel: (16, FN, C)
         self._U = U = xp.asarray(np.einsum("ai,fcij,bj->abfc", G, W, G).reshape(16, g.FN, g.C), dtype=dtype)
         AAx = xp.asarray(AA, dtype=dtype)
-        out = epilogue.start(g.out_shape, dtype, planes=(self.TH, self.S))
+        out = epilogue.start(g.out_shape, dtype)
+        split = self.split
         per_image = 4 * g.C * self.split.flat + 32 * g.C * L + 20 * g.FN * L
         chunks = self._chunks(per_image, x.itemsize)
         self._V = [None] * len(chunks)
@@ -117,58 +122,65 @@ class WinogradKernel:
         def run(k: int) -> None:
             chunk = chunks[k]
             n = chunk.stop - chunk.start
-            phases = scratch("winograd phases", (4, g.C, n, self.split.flat), dtype, xp)
-            self.split.split(x[chunk], phases)
+            phases = scratch("winograd phases", (4, g.C, *split.positions(split.flat, n)), dtype, xp)
+            split.split(x[chunk], phases)
             V = self._V[k] = xp.empty((16, g.C, n * L), dtype)
-            self._transform_input(phases, V.reshape(4, 4, g.C, n, L))
+            self._transform_input(phases, V, n)
             M = xp.matmul(U, V, out=scratch("winograd M", (16, g.FN, n * L), dtype, xp))
             M[BIAS_POSITION] += b.reshape(-1, 1)
             Y = xp.matmul(AAx, M.reshape(16, -1), out=scratch("winograd Y", (4, g.FN * n * L), dtype, xp))
-            epilogue.forward(chunk, Grid((g.OH, g.OW), planes=Y.reshape(4, g.FN, n, self.TH, self.S)), out)
+            planes = split.planes(Y.reshape(4, g.FN, n * L), n, self.TH, self.S)
+            epilogue.forward(chunk, Grid((g.OH, g.OW), planes=planes), out)
 
         parallel_map(run, range(len(chunks)))
         return out
 
-    def _transform_input(self, phases: Any, V: Any) -> None:
-        """V[a, b] = (B^T d B)[a, b] for every tile d: phases (4, C, n, flat) -> V (4, 4, C, n, L).
+    def _transform_input(self, phases: Any, V: Any, n: int) -> None:
+        """V[a, b] = (B^T d B)[a, b] for every tile d of n images: phases (4, C, ...) -> V (16, C, n L).
 
         B^T d B is B^T applied down the tile's columns, then along its rows. B^T's rows take
         d0 - d2, d1 + d2, d2 - d1, d1 - d3 of four consecutive pixels; pixels 0 and 2 of every
         tile are one phase at two shifts (S apart down, 1 apart across), pixels 1 and 3 the
         other phase, so each step is four operations over the whole chunk.
         """
-        xp, L, S = self.xp, self.L, self.S
-        C, n = phases.shape[1:3]
-        even, odd = phases.reshape(2, 2, C, n, -1)  # phases of even, odd rows; (column parity, C, n, flat)
-        rows = scratch("winograd rows", (4, 2, C, n, L + 1), phases.dtype, xp)  # B^T down the columns
+        xp, L, S, split = self.xp, self.L, self.S, self.split
+        unit = n if split.images_last else 1  # a position's step along the last axis
+        C = phases.shape[1]
+        even, odd = phases.reshape(2, 2, C, *phases.shape[2:])  # even, odd rows: (column parity, C, ...)
+        rows = scratch("winograd rows", (4, 2, C, *split.positions(L + 1, n)), phases.dtype, xp)
+        top, bottom = slice(0, (L + 1) * unit), slice(S * unit, (S + L + 1) * unit)  # tile rows 0, 1 and 2, 3
+        _b_transposed(xp, even[..., top], odd[..., top], even[..., bottom], odd[..., bottom], rows)
+        left, right = rows[:, 0], rows[:, 1]  # (a, C, ...) of tile columns 0, 1 and, shifted, 2, 3
+        by_row = V.reshape(4, 4, C, *split.positions(L, n))
+        out = by_row.transpose(1, 0, *range(2, by_row.ndim))  # (b, a, C, ...)
         _b_transposed(
-            xp, even[..., : L + 1], odd[..., : L + 1], even[..., S : S + L + 1], odd[..., S : S + L + 1], rows
+            xp, left[..., : L * unit], right[..., : L * unit], left[..., unit:], right[..., unit:], out
         )
-        by_parity = rows.transpose(1, 0, 2, 3, 4)  # (column parity, a, C, n, L + 1)
-        left, right = by_parity[0], by_parity[1]
-        out = V.transpose(1, 0, 2, 3, 4)  # B^T along the rows: (b, a, C, n, L)
-        _b_transposed(xp, left[..., :L], right[..., :L], left[..., 1:], right[..., 1:], out)
 
-    def _transform_back(self, dV: Any, dphases: Any) -> None:
-        """dphases (4, C, n, flat) = every tile's B dV B^T added onto its 16 pixels; dV (4, 4, C, n, L).
+    def _transform_back(self, dV: Any, dphases: Any, n: int) -> None:
+        """dphases (4, C, ...) = every tile's B dV B^T added onto its 16 pixels; dV (16, C, n L).
 
         The transpose of _transform_input, step by step: each B^T output that read pixels
         (0, 2) or (1, 3) sends its gradient back to them, B's columns summing what each
         pixel gets: pixel 0 <- dV0, 1 <- dV1 - dV2 + dV3, 2 <- dV1 + dV2 - dV0, 3 <- -dV3.
         """
-        xp, L, S = self.xp, self.L, self.S
-        C, n = dphases.shape[1:3]
-        rows = scratch("winograd drows", (2, 4, C, n, L + 1), dV.dtype, xp)  # (column parity, a, ...)
-        _b_back(xp, dV.transpose(1, 0, 2, 3, 4), rows[0], rows[1], 1, "winograd dcols")
+        xp, L, S, split = self.xp, self.L, self.S, self.split
+        unit = n if split.images_last else 1
+        C = dphases.shape[1]
+        by_row = dV.reshape(4, 4, C, *split.positions(L, n))
+        by_column = by_row.transpose(1, 0, *range(2, by_row.ndim))  # (b, a, C, ...)
+        rows = scratch("winograd drows", (2, 4, C, *split.positions(L + 1, n)), dV.dtype, xp)
+        _b_back(xp, by_column, rows[0], rows[1], unit, "winograd dcols")
         dphases[...] = 0
-        even, odd = dphases.reshape(2, 2, C, n, -1)
+        even, odd = dphases.reshape(2, 2, C, *dphases.shape[2:])
+        span = slice(0, (L + 1 + S) * unit)
         _b_back(
             xp,
-            rows.transpose(1, 0, 2, 3, 4),
-            even[..., : L + 1 + S],
-            odd[..., : L + 1 + S],
-            S,
-            "winograd drows2",
+            rows.transpose(1, 0, *range(2, rows.ndim)),
+            even[..., span],
+            odd[..., span],
+            S * unit,
+            "winograd dphase",
         )
 
     def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
@@ -178,24 +190,25 @@ class WinogradKernel:
         AAt = xp.asarray(AA.T.copy(), dtype=dtype)
         Ut = xp.ascontiguousarray(U.transpose(0, 2, 1))
         dx = xp.empty(x.shape, dtype) if with_dx else None
+        split = self.split
         per_image = 4 * g.C * self.split.flat + 32 * g.C * L + 20 * g.FN * L
         chunks = self._chunks(per_image, x.itemsize)
 
         def run(k: int) -> tuple[Any, Any]:
             chunk = chunks[k]
             n = chunk.stop - chunk.start
-            dY = scratch("winograd dY", (4, g.FN, n, self.TH, self.S), dtype, xp)
+            dY = scratch("winograd dY", (4, g.FN, n * L), dtype, xp)
             dY[...] = 0
-            epilogue.backward(chunk, dout, Grid((g.OH, g.OW), planes=dY))
+            epilogue.backward(chunk, dout, Grid((g.OH, g.OW), planes=split.planes(dY, n, self.TH, self.S)))
             dM = xp.matmul(AAt, dY.reshape(4, -1), out=scratch("winograd dM", (16, g.FN * n * L), dtype, xp))
             dM = dM.reshape(16, g.FN, n * L)
             dU = xp.matmul(dM, self._V[k].transpose(0, 2, 1))
             db = dM[BIAS_POSITION].sum(axis=1)
             if dx is not None:
                 dV = xp.matmul(Ut, dM, out=scratch("winograd dV", (16, g.C, n * L), dtype, xp))
-                dphases = scratch("winograd dphases", (4, g.C, n, self.split.flat), dtype, xp)
-                self._transform_back(dV.reshape(4, 4, g.C, n, L), dphases)
-                self.split.merge(dphases, dx[chunk])
+                dphases = scratch("winograd dphases", (4, g.C, *split.positions(split.flat, n)), dtype, xp)
+                self._transform_back(dV, dphases, n)
+                split.merge(dphases, dx[chunk])
             return dU, db
 
         parts = parallel_map(run, range(len(chunks)))

@@ -188,7 +188,7 @@ class Convolution(Layer):
         out_h, out_w = output_hw("Convolution", x.shape, FH, FW, self.stride, self.pad)
         return x, out_h, out_w
 
-    # --8<-- [start:forward]
+    # --8<-- [start:convolution]
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, out_h, out_w = self.check_input(x)
         FN, _, FH, FW = self.W.shape
@@ -220,4 +220,4 @@ class Convolution(Layer):
         self.grads["b"][...] = dout.sum(axis=0)
         return dout
 
-    # --8<-- [end:forward]
+    # --8<-- [end:convolution]

@@ -64,6 +64,7 @@ class Pooling(Layer):
             "mode": self.mode,
         }
 
+    # --8<-- [start:pooling]
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float(self, x)
         check_ndim(self, x, (4,), "input of shape (N, C, H, W)")
@@ -96,3 +97,5 @@ class Pooling(Layer):
         dcol = dcol.reshape(N * self._out_shape[2] * self._out_shape[3], C * size)
         dx = col2im(dcol, self._padded_shape, self.pool_h, self.pool_w, self.stride)
         return dx[:, :, pad : pad + H, pad : pad + W]
+
+    # --8<-- [end:pooling]
