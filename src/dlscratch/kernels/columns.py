@@ -23,12 +23,95 @@ from dlscratch.kernels.geometry import ConvGeometry
 from dlscratch.kernels.parallel import in_order_sum, parallel_map
 from dlscratch.kernels.workspace import scratch
 
-__all__ = ["KEEP_COLUMNS_BYTES", "ColumnsKernel", "weight_gradient", "with_bias"]
+__all__ = ["KEEP_COLUMNS_BYTES", "ColumnProduct", "ColumnsKernel", "weight_gradient", "with_bias"]
 
 KEEP_COLUMNS_BYTES = 1 << 25  # forward keeps its columns for backward up to this size (32 MiB)
 
 
-class ColumnsKernel:
+class ColumnProduct:
+    """What the column kernels share: [Wm | b] @ [col; ones] chunk by chunk, then dW from the columns.
+
+    A subclass says how its columns are built (`_columns`), how a chunk's values are seen
+    (`_grid`), how many positions an image has and in blocks of how many they are summed
+    (`positions`, `block`), how large its chunks are (`_chunks`) and how it computes the
+    input's gradient (`_input_gradient`).
+    """
+
+    name = ""
+    positions = block = 0
+
+    def __init__(self, geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> None:
+        self.geo, self.epilogue, self.xp = geometry, epilogue, xp
+        self._x: Any = None
+        self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
+
+    def forward(self, x: Any, W: Any, b: Any) -> Any:
+        """The epilogue's output for x (N, C, H, W)."""
+        xp, g, epilogue = self.xp, self.geo, self.epilogue
+        self._x, dtype = x, x.dtype
+        weights = with_bias(W, b, dtype, xp)
+        out = epilogue.start(g.out_shape, dtype)
+        chunks = self._chunks(x.itemsize)
+        # small columns (few input channels) are cheaper to keep than to build again
+        keep = (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
+        self._col = [None] * len(chunks)
+
+        def run(k: int) -> None:
+            chunk = chunks[k]
+            n = chunk.stop - chunk.start
+            grid = scratch(self.name + " grid", (g.FN, n * self.positions), dtype, xp)
+            col = self._columns(x[chunk], n, keep)
+            xp.matmul(weights, col, out=grid)
+            epilogue.forward(chunk, self._grid(grid, n), out)
+            if keep:
+                self._col[k] = col
+
+        parallel_map(run, range(len(chunks)))
+        return out
+
+    def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
+        """(dW like W, db (FN,), dx like x or None) for the epilogue's output gradient dout."""
+        xp, g, epilogue = self.xp, self.geo, self.epilogue
+        x, dtype = self._x, self._x.dtype
+        dx = xp.empty(x.shape, dtype) if with_dx else None
+        chunks = self._chunks(x.itemsize)
+
+        def run(k: int) -> Any:
+            chunk = chunks[k]
+            n = chunk.stop - chunk.start
+            dgrid = scratch(self.name + " dgrid", (g.FN, n * self.positions), dtype, xp)
+            dgrid[...] = 0  # positions no output reads stay 0: they add nothing to dW
+            epilogue.backward(chunk, dout, self._grid(dgrid, n))
+            col = self._col[k] if self._col[k] is not None else self._columns(x[chunk], n)
+            if dx is not None:
+                self._input_gradient(W, dgrid, n, dx[chunk])
+            return weight_gradient(col, dgrid, self.block, xp)
+
+        grads = in_order_sum(parallel_map(run, range(len(chunks))))
+        return grads[:-1].T.reshape(W.shape), grads[-1].copy(), dx
+
+    def _columns(self, images: Any, n: int, keep: bool = False) -> Any:
+        """[col; ones] (K + 1, n positions) of images (n, C, H, W); keep: in an array of its own."""
+        raise NotImplementedError
+
+    def _grid(self, values: Any, n: int) -> Grid:
+        """The Grid of a chunk's (FN, n positions) values."""
+        raise NotImplementedError
+
+    def _chunks(self, itemsize: int) -> list[slice]:
+        raise NotImplementedError
+
+    def _input_gradient(self, W: Any, dgrid: Any, n: int, dx: Any) -> None:
+        """dx (n, C, H, W) of a chunk from its output gradient dgrid (FN, n positions)."""
+        raise NotImplementedError
+
+    def _column_array(self, n: int, dtype: Any, keep: bool) -> Any:
+        """The (K + 1, n positions) array the columns go in: its own (kept), or scratch."""
+        shape = (self.geo.K + 1, n * self.positions)
+        return self.xp.empty(shape, dtype) if keep else scratch(self.name + " col", shape, dtype, self.xp)
+
+
+class ColumnsKernel(ColumnProduct):
     """A convolution of any stride and its epilogue, by im2col, chunk by chunk over the batch."""
 
     name = "columns"
@@ -39,15 +122,13 @@ class ColumnsKernel:
         return True
 
     def __init__(self, geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> None:
+        super().__init__(geometry, epilogue, xp)
         g = geometry
-        self.geo, self.epilogue, self.xp = g, epilogue, xp
         self.by_corner = epilogue.pool
         # the outputs computed: all, or the ones a 2x2 pooling window reads
         self.rows, self.cols = (2 * (g.OH // 2), 2 * (g.OW // 2)) if self.by_corner else (g.OH, g.OW)
-        self.block = self.rows * self.cols // (4 if self.by_corner else 1)  # positions of an image (corner)
         self.positions = self.rows * self.cols
-        self._x: Any = None
-        self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
+        self.block = self.positions // (4 if self.by_corner else 1)  # positions of an image (corner)
 
     def _windows(self, images: Any, i: int, j: int) -> Any:
         """The pixels at offset (i, j) of every window of images (C, n, Hp, Wp), laid out as the columns.
@@ -67,14 +148,12 @@ class ColumnsKernel:
             return (2, 2, n, self.rows // 2, self.cols // 2)
         return (n, self.rows, self.cols)
 
-    def _columns(self, x: Any, n: int, keep: bool = False) -> Any:
-        """[col; ones] (K + 1, n positions) of the images x (n, C, H, W); keep: in an array of its own."""
-        xp, g, dtype = self.xp, self.geo, x.dtype
+    def _columns(self, images: Any, n: int, keep: bool = False) -> Any:
+        xp, g, dtype = self.xp, self.geo, images.dtype
         padded = scratch("columns padded", (g.C, n, g.Hp, g.Wp), dtype, xp)
         padded[...] = 0
-        padded[:, :, g.pad : g.pad + g.H, g.pad : g.pad + g.W] = x.transpose(1, 0, 2, 3)
-        shape = (g.K + 1, n * self.positions)
-        col = xp.empty(shape, dtype) if keep else scratch("columns col", shape, dtype, xp)
+        padded[:, :, g.pad : g.pad + g.H, g.pad : g.pad + g.W] = images.transpose(1, 0, 2, 3)
+        col = self._column_array(n, dtype, keep)
         by_offset = col[:-1].reshape(g.C, g.FH, g.FW, *self._layout(n))
         for i in range(g.FH):
             for j in range(g.FW):
@@ -83,73 +162,27 @@ class ColumnsKernel:
         return col
 
     def _grid(self, values: Any, n: int) -> Grid:
-        """The Grid of a chunk's (FN, n positions) values."""
         if self.by_corner:
-            planes = values.reshape(len(values), 4, n, self.rows // 2, self.cols // 2).transpose(
-                1, 0, 2, 3, 4
-            )
-            return Grid((self.rows, self.cols), planes=planes)
+            corners = values.reshape(len(values), 4, n, self.rows // 2, self.cols // 2)
+            return Grid((self.rows, self.cols), planes=corners.transpose(1, 0, 2, 3, 4))
         return Grid((self.rows, self.cols), whole=values.reshape(len(values), n, self.rows, self.cols))
 
     def _chunks(self, itemsize: int) -> list[slice]:
         g = self.geo
         return g.chunks(g.C * g.Hp * g.Wp + (g.K + 1 + 2 * g.FN) * self.positions, itemsize)
 
-    def forward(self, x: Any, W: Any, b: Any) -> Any:
-        """The epilogue's output for x (N, C, H, W)."""
-        xp, g, epilogue = self.xp, self.geo, self.epilogue
-        self._x, dtype = x, x.dtype
-        weights = with_bias(W, b, dtype, xp)
-        out = epilogue.start(g.out_shape, dtype)
-        chunks = self._chunks(x.itemsize)
-        keep = (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
-        self._col = [None] * len(chunks)
-
-        def run(k: int) -> None:
-            chunk = chunks[k]
-            n = chunk.stop - chunk.start
-            grid = scratch("columns grid", (g.FN, n * self.positions), dtype, xp)
-            col = self._columns(x[chunk], n, keep)
-            xp.matmul(weights, col, out=grid)
-            epilogue.forward(chunk, self._grid(grid, n), out)
-            if keep:
-                self._col[k] = col
-
-        parallel_map(run, range(len(chunks)))
-        return out
-
-    def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
-        """(dW like W, db (FN,), dx like x or None) for the epilogue's output gradient dout."""
-        xp, g, epilogue = self.xp, self.geo, self.epilogue
-        x, dtype = self._x, self._x.dtype
-        W_t = xp.ascontiguousarray(W.reshape(g.FN, -1).T, dtype=dtype)  # (K, FN)
-        dx = xp.empty(x.shape, dtype) if with_dx else None
-        chunks = self._chunks(x.itemsize)
-
-        def run(k: int) -> Any:
-            chunk = chunks[k]
-            n = chunk.stop - chunk.start
-            dgrid = scratch("columns dgrid", (g.FN, n * self.positions), dtype, xp)
-            dgrid[...] = 0
-            epilogue.backward(chunk, dout, self._grid(dgrid, n))
-            col = self._col[k] if self._col[k] is not None else self._columns(x[chunk], n)
-            grads = weight_gradient(col, dgrid, self.block, xp)
-            if dx is not None:
-                dcol = xp.matmul(
-                    W_t, dgrid, out=scratch("columns dcol", (g.K, n * self.positions), dtype, xp)
-                )
-                dcols = dcol.reshape(g.C, g.FH, g.FW, *self._layout(n))
-                dpadded = scratch("columns dpadded", (g.C, n, g.Hp, g.Wp), dtype, xp)
-                dpadded[...] = 0
-                for i in range(g.FH):  # col2im: each column's gradient back onto its pixel
-                    for j in range(g.FW):
-                        self._windows(dpadded, i, j)[...] += dcols[:, i, j]
-                inner = dpadded[:, :, g.pad : g.pad + g.H, g.pad : g.pad + g.W]
-                dx[chunk].transpose(1, 0, 2, 3)[...] = inner
-            return grads
-
-        grads = in_order_sum(parallel_map(run, range(len(chunks))))
-        return grads[:-1].T.reshape(W.shape), grads[-1].copy(), dx
+    def _input_gradient(self, W: Any, dgrid: Any, n: int, dx: Any) -> None:
+        """col2im of Wm^T @ dout: each column's gradient added back onto the pixel it came from."""
+        xp, g, dtype = self.xp, self.geo, dgrid.dtype
+        W_t = W.reshape(g.FN, -1).T.astype(dtype, copy=False)  # (K, FN)
+        dcol = xp.matmul(W_t, dgrid, out=scratch("columns dcol", (g.K, n * self.positions), dtype, xp))
+        dcols = dcol.reshape(g.C, g.FH, g.FW, *self._layout(n))
+        dpadded = scratch("columns dpadded", (g.C, n, g.Hp, g.Wp), dtype, xp)
+        dpadded[...] = 0
+        for i in range(g.FH):
+            for j in range(g.FW):
+                self._windows(dpadded, i, j)[...] += dcols[:, i, j]
+        dx.transpose(1, 0, 2, 3)[...] = dpadded[:, :, g.pad : g.pad + g.H, g.pad : g.pad + g.W]
 
 
 def weight_gradient(col: Any, dgrid: Any, block: int, xp: Any = np) -> Any:

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from dlscratch.kernels.columns import KEEP_COLUMNS_BYTES, weight_gradient, with_bias
+from dlscratch.kernels.columns import ColumnProduct
 from dlscratch.kernels.epilogue import PHASES, Epilogue, Grid
 from dlscratch.kernels.geometry import ConvGeometry, PhaseSplit
-from dlscratch.kernels.parallel import in_order_sum, parallel_map
 from dlscratch.kernels.workspace import scratch
 
 __all__ = ["ShiftedKernel", "ShiftedPlane"]
@@ -126,7 +125,7 @@ class _PhaseOrder:
         return Grid(self.shape, planes=planes)
 
 
-class ShiftedKernel:
+class ShiftedKernel(ColumnProduct):
     """A stride-1 convolution and its epilogue, chunk by chunk over the batch.
 
     The outputs are computed in image order, or by 2x2 phase when the epilogue pools.
@@ -142,94 +141,43 @@ class ShiftedKernel:
     def __init__(self, geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> None:
         if not self.takes(geometry):
             raise ValueError(f"the shifted kernel needs stride 1, got {geometry.stride}")
-        self.geo, self.epilogue, self.xp = geometry, epilogue, xp
+        super().__init__(geometry, epilogue, xp)
         g = geometry
         self.order = _PhaseOrder(g) if epilogue.pool else _ImageOrder(g)
+        self.positions, self.block = self.order.positions, self.order.block
         # dx: the output gradient padded by FH - 1 - pad (FW - 1 - pad across); where pad
         # is larger, padded by 0 and the result cropped by the difference
         q_h, q_w = g.FH - 1 - g.pad, g.FW - 1 - g.pad
         self.crop = (max(-q_h, 0), max(-q_w, 0))
         self.back_plane = ShiftedPlane(g.OH, g.OW, max(q_h, 0), max(q_w, 0), g.FH, g.FW)
-        self._x: Any = None
-        self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
 
     def _columns(self, images: Any, n: int, keep: bool = False) -> Any:
-        """[col; ones] (K + 1, n M) of images (n, C, H, W), M positions per image.
-
-        keep: in an array of its own (kept for the backward pass), else in scratch.
-        """
-        order, shape = self.order, (self.geo.K + 1, n * self.order.positions)
-        col = (
-            self.xp.empty(shape, images.dtype)
-            if keep
-            else scratch("shifted col", shape, images.dtype, self.xp)
-        )
-        order.columns(images, col[:-1], self.xp)
+        col = self._column_array(n, images.dtype, keep)
+        self.order.columns(images, col[:-1], self.xp)
         col[-1] = 1
         return col
 
-    def forward(self, x: Any, W: Any, b: Any) -> Any:
-        """The epilogue's output for x (N, C, H, W)."""
-        xp, g, order, epilogue = self.xp, self.geo, self.order, self.epilogue
-        self._x, dtype = x, x.dtype
-        weights = with_bias(W, b, dtype, xp)
-        out = epilogue.start(g.out_shape, dtype)
-        chunks = self._chunks(x.itemsize)
-        # the columns of a few input channels are cheaper to keep than to build again
-        keep = (g.K + 1) * order.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
-        self._col = [None] * len(chunks)
+    def _grid(self, values: Any, n: int) -> Grid:
+        return self.order.grid(values, n)
 
-        def run(k: int) -> None:
-            chunk = chunks[k]
-            n = chunk.stop - chunk.start
-            grid = scratch("shifted grid", (g.FN, n * order.positions), dtype, xp)
-            col = self._columns(x[chunk], n, keep)
-            xp.matmul(weights, col, out=grid)
-            epilogue.forward(chunk, order.grid(grid, n), out)
-            if keep:
-                self._col[k] = col
-
-        parallel_map(run, range(len(chunks)))
-        return out
-
-    def _chunks(self, itemsize: int, with_dx: bool = False) -> list[slice]:
+    def _chunks(self, itemsize: int) -> list[slice]:
         g, order, back = self.geo, self.order, self.back_plane
         per_image = order.input_values + (g.K + 1 + g.FN) * order.positions
-        if with_dx:
-            per_image += g.FN * back.flat + (g.FN * g.FH * g.FW + g.C) * back.G
+        per_image += g.FN * back.flat + (g.FN * g.FH * g.FW + g.C) * back.G  # the input's gradient
         return g.chunks(per_image, itemsize)
 
-    def backward(self, dout: Any, W: Any, with_dx: bool) -> tuple[Any, Any, Any]:
-        """(dW like W, db (FN,), dx like x or None) for the epilogue's output gradient dout."""
-        xp, g, order, back, epilogue = self.xp, self.geo, self.order, self.back_plane, self.epilogue
-        x, dtype = self._x, self._x.dtype
-        # dx[c] = sum over f, (i, j) of W[f, c, FH-1-i, FW-1-j] * dpadded[f] shifted by (i, j)
-        flipped = xp.ascontiguousarray(
-            W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(g.C, -1), dtype=dtype
+    def _input_gradient(self, W: Any, dgrid: Any, n: int, dx: Any) -> None:
+        """dx[c] = sum over f, (i, j) of W[f, c, FH-1-i, FW-1-j] * dpadded[f] shifted by (i, j)."""
+        xp, g, back, dtype = self.xp, self.geo, self.back_plane, dgrid.dtype
+        flipped = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(g.C, -1).astype(dtype, copy=False)
+        dpadded = scratch("shifted dpadded", (g.FN, n, back.flat), dtype, xp)
+        dpadded[...] = 0
+        self.order.grid(dgrid, n).read(into=back.interior(dpadded))
+        dcol = scratch("shifted dcol", (g.FN * g.FH * g.FW, n, back.G), dtype, xp)
+        back.columns(dcol, dpadded)
+        dgrid_x = xp.matmul(
+            flipped, dcol.reshape(len(dcol), -1), out=scratch("shifted dx grid", (g.C, n * back.G), dtype, xp)
         )
-        dx = xp.empty(x.shape, dtype) if with_dx else None
-        (crop_h, crop_w), (H, W_) = self.crop, x.shape[2:]
-        chunks = self._chunks(x.itemsize)
-
-        def run(k: int) -> Any:
-            chunk = chunks[k]
-            n = chunk.stop - chunk.start
-            dgrid = scratch("shifted dgrid", (g.FN, n * order.positions), dtype, xp)
-            dgrid[...] = 0  # the positions thrown away stay 0: they add nothing to dW
-            epilogue.backward(chunk, dout, order.grid(dgrid, n))
-            col = self._col[k] if self._col[k] is not None else self._columns(x[chunk], n)
-            grads = weight_gradient(col, dgrid, order.block, xp)
-            if dx is not None:
-                dpadded = scratch("shifted dpadded", (g.FN, n, back.flat), dtype, xp)
-                dpadded[...] = 0
-                order.grid(dgrid, n).read(into=back.interior(dpadded))
-                dcol = scratch("shifted dcol", (g.FN * g.FH * g.FW, n, back.G), dtype, xp)
-                back.columns(dcol, dpadded)
-                dgrid_x = scratch("shifted dx grid", (g.C, n * back.G), dtype, xp)
-                xp.matmul(flipped, dcol.reshape(len(dcol), -1), out=dgrid_x)
-                values = back.valid(dgrid_x.reshape(g.C, n, back.G))
-                dx[chunk].transpose(1, 0, 2, 3)[...] = values[:, :, crop_h : crop_h + H, crop_w : crop_w + W_]
-            return grads
-
-        grads = in_order_sum(parallel_map(run, range(len(chunks))))
-        return grads[:-1].T.reshape(W.shape), grads[-1].copy(), dx
+        (crop_h, crop_w), (H, W_) = self.crop, dx.shape[2:]
+        values = back.valid(dgrid_x.reshape(g.C, n, back.G))
+        dx.transpose(1, 0, 2, 3)[...] = values[:, :, crop_h : crop_h + H, crop_w : crop_w + W_]
