@@ -321,7 +321,11 @@ def test_a_step_whose_output_is_too_small_to_pool_runs_the_layers_and_they_expla
 def test_a_step_checks_dout_and_skips_dx_where_asked(rng):
     conv = Convolution(rng.standard_normal((2, 1, 3, 3)), np.zeros(2))
     step = ConvStep(conv, Relu())
-    out = step.forward(rng.standard_normal((2, 1, 5, 5)))
+    x = rng.standard_normal((2, 1, 5, 5))
+    step.forward(x, train_flg=False)
+    with pytest.raises(ValueError, match="needs a forward pass with train_flg=True first"):
+        step.backward(np.ones((2, 2, 3, 3)))
+    out = step.forward(x)
     with pytest.raises(ValueError, match=r"Relu.backward expected dout of shape \(2, 2, 3, 3\)"):
         step.backward(np.ones((2, 2, 3, 4)))
     assert step.backward_params(np.ones_like(out)) is None

@@ -10,8 +10,8 @@ becoming a ConvStep whose kernel ``conv_kernel`` picks from the layer's geometry
 - ``ShiftedKernel`` (shifted.py): other stride-1 filters, columns as shifted slices;
 - ``ColumnsKernel`` (columns.py): any stride, the book's im2col, chunk by chunk.
 
-Each kernel has ``forward(x, W, b) -> out`` and ``backward(dout, W, with_dx) -> (dW, db,
-dx or None)``, and hands its output to an ``Epilogue`` (epilogue.py: ReLU and pooling)
+Each kernel has ``forward(x, W, b, train) -> out`` and ``backward(dout, W, with_dx) -> (dW,
+db, dx or None)``, and hands its output to an ``Epilogue`` (epilogue.py: ReLU and pooling)
 while it is in the cache. All share one geometry (geometry.py), one scratch workspace
 (workspace.py) and one parallel map over a fixed partition of the batch (parallel.py), so
 their results are the same bits on any number of threads (``set_num_threads``). Kernels

@@ -45,15 +45,15 @@ class ColumnProduct:
         self._x: Any = None
         self._col: list[Any] = []  # forward's columns, chunk by chunk, where kept
 
-    def forward(self, x: Any, W: Any, b: Any) -> Any:
-        """The epilogue's output for x (N, C, H, W)."""
+    def forward(self, x: Any, W: Any, b: Any, train: bool = True) -> Any:
+        """The epilogue's output for x (N, C, H, W); train: keep what backward needs."""
         xp, g, epilogue = self.xp, self.geo, self.epilogue
         self._x, dtype = x, x.dtype
         weights = with_bias(W, b, dtype, xp)
         out = epilogue.start(g.out_shape, dtype)
         chunks = self._chunks(x.itemsize)
         # small columns (few input channels) are cheaper to keep than to build again
-        keep = (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
+        keep = train and (g.K + 1) * self.positions * g.N * x.itemsize <= KEEP_COLUMNS_BYTES
         self._col = [None] * len(chunks)
 
         def run(k: int) -> None:

@@ -112,9 +112,12 @@ class ConvStep:
         self.layers = tuple(layer for layer in (conv, relu, pool) if layer is not None)
         self.kernel: Any = None  # the kernel of the last forward pass; None: the layers ran
         self._out_shape: tuple[int, ...] = ()
+        self._trained = False
 
-    def forward(self, x: Any, train_flg: bool = False) -> Any:
+    def forward(self, x: Any, train_flg: bool = True) -> Any:
+        """The layers' output for x (N, C, H, W); train_flg=False keeps nothing for backward."""
         conv = self.conv
+        self._trained = train_flg
         x, out_h, out_w = conv.check_input(x)
         if self.pool is not None and min(out_h, out_w) < 2:
             self.kernel = None
@@ -125,7 +128,7 @@ class ConvStep:
         self.kernel = conv_kernel(
             geometry, Epilogue(self.relu is not None, self.pool is not None, self.xp), self.xp
         )
-        out = self.kernel.forward(x, conv.W, conv.b)
+        out = self.kernel.forward(x, conv.W, conv.b, train_flg)
         self._out_shape = out.shape
         return out
 
@@ -138,6 +141,8 @@ class ConvStep:
         self._backward(dout, with_dx=False)
 
     def _backward(self, dout: Any, with_dx: bool) -> Any:
+        if not self._trained:
+            raise ValueError(f"{self!r}.backward needs a forward pass with train_flg=True first")
         if self.kernel is None:
             for layer in reversed(self.layers[1:]):
                 dout = layer.backward(dout)

@@ -105,8 +105,8 @@ class WinogradKernel:
     def _chunks(self, per_image: int, itemsize: int) -> list[slice]:
         return self.geo.chunks(per_image, itemsize)
 
-    def forward(self, x: Any, W: Any, b: Any) -> Any:
-        """The epilogue's output for x (N, C, H, W)."""
+    def forward(self, x: Any, W: Any, b: Any, train: bool = True) -> Any:
+        """The epilogue's output for x (N, C, H, W); train: keep what backward needs."""
         xp, g, L, epilogue = self.xp, self.geo, self.L, self.epilogue
         dtype = x.dtype
         self._x = x
@@ -124,7 +124,8 @@ class WinogradKernel:
             n = chunk.stop - chunk.start
             phases = scratch("winograd phases", (4, g.C, *split.positions(split.flat, n)), dtype, xp)
             split.split(x[chunk], phases)
-            V = self._V[k] = xp.empty((16, g.C, n * L), dtype)
+            shape = (16, g.C, n * L)
+            V = self._V[k] = xp.empty(shape, dtype) if train else scratch("winograd V", shape, dtype, xp)
             self._transform_input(phases, V, n)
             M = xp.matmul(U, V, out=scratch("winograd M", (16, g.FN, n * L), dtype, xp))
             M[BIAS_POSITION] += b.reshape(-1, 1)
