@@ -14,6 +14,7 @@ import pytest
 
 from dlscratch import DeepConvNet, Dropout, SimpleConvNet
 from dlscratch.kernels import (
+    AffineStep,
     ColumnsKernel,
     ConvGeometry,
     ConvStep,
@@ -211,16 +212,16 @@ def test_the_selector_picks_a_kernel_by_geometry(x_shape, w_shape, stride, expec
 
 
 def _kinds(steps):
-    return [type(step).__name__ if not isinstance(step, ConvStep) else repr(step) for step in steps]
+    return [repr(step) if isinstance(step, ConvStep) else type(step).__name__ for step in steps]
 
 
 def test_the_planner_groups_each_convolution_with_its_relu_and_pooling():
     simple = SimpleConvNet(seed=0)
     assert _kinds(plan_steps(list(simple.layers.values()))) == [
         "ConvStep(Convolution -> Relu -> Pooling)",
-        "Affine",
+        "AffineStep",
         "Relu",
-        "Affine",
+        "AffineStep",
     ]
     deep = DeepConvNet(seed=0)
     assert _kinds(plan_steps(list(deep.layers.values())))[:6] == [
@@ -261,7 +262,7 @@ def test_networks_train_and_evaluate_on_the_kernels_not_on_the_layers(rng, monke
         (1, 10, 10), {"filter_num": 4, "filter_size": 5, "pad": 0, "stride": 1}, 6, 3, seed=0
     )
     deep = DeepConvNet((1, 8, 8), *[small] * 6, hidden_size=5, output_size=3, seed=0)
-    for layer_class in (Convolution, Pooling):
+    for layer_class in (Convolution, Pooling, Affine):
 
         def refuse(self, *args, **kwargs):
             raise AssertionError(f"{type(self).__name__}.forward ran instead of a kernel")
@@ -335,3 +336,31 @@ def test_a_step_checks_dout_and_skips_dx_where_asked(rng):
 def test_a_dense_network_plans_no_step_of_its_own(rng):
     layers = [Affine(rng.standard_normal((4, 3)), np.zeros(3)), Relu()]
     assert plan_steps(layers) == layers
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(7, 12), (9, 3, 2, 2), (1, 12)])
+def test_an_affine_step_computes_what_the_layer_computes(shape, threads, rng):
+    layer = Affine(rng.standard_normal((12, 5)), rng.standard_normal(5))
+    x, dout = rng.standard_normal(shape), rng.standard_normal((shape[0], 5))
+    expected = layer.forward(x), layer.backward(dout), layer.dW.copy(), layer.db.copy()
+    step = AffineStep(layer)
+    try:
+        set_num_threads(threads)
+        out = step.forward(x)
+        dx = step.backward(dout)
+    finally:
+        set_num_threads(None)
+    for ours, books in zip((out, dx, layer.dW, layer.db), expected, strict=True):
+        assert ours.shape == books.shape
+        np.testing.assert_allclose(ours, books, rtol=1e-12, atol=1e-12)
+    assert step.backward_params(dout) is None
+
+
+def test_an_affine_step_refuses_what_the_layer_refuses(rng):
+    step = AffineStep(Affine(rng.standard_normal((12, 5)), np.zeros(5)))
+    with pytest.raises(ValueError, match=r"Affine expected 12 input features, got 11"):
+        step.forward(np.zeros((2, 11)))
+    step.forward(np.zeros((2, 12)))
+    with pytest.raises(ValueError, match=r"Affine.backward expected dout of shape \(2, 5\)"):
+        step.backward(np.zeros((2, 4)))

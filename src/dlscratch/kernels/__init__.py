@@ -10,6 +10,9 @@ becoming a ConvStep whose kernel ``conv_kernel`` picks from the layer's geometry
 - ``ShiftedKernel`` (shifted.py): other stride-1 filters, columns as shifted slices;
 - ``ColumnsKernel`` (columns.py): any stride, the book's im2col, chunk by chunk.
 
+In such a network each Affine becomes an ``AffineStep`` (dense.py), its products cut into
+pieces on the same threads.
+
 Each kernel has ``forward(x, W, b, train) -> out`` and ``backward(dout, W, with_dx) -> (dW,
 db, dx or None)``, and hands its output to an ``Epilogue`` (epilogue.py: ReLU and pooling)
 while it is in the cache. All share one geometry (geometry.py), one scratch workspace
@@ -19,6 +22,7 @@ take their arrays and an array module ``xp`` (NumPy here).
 """
 
 from dlscratch.kernels.columns import ColumnsKernel
+from dlscratch.kernels.dense import AffineStep
 from dlscratch.kernels.epilogue import Epilogue, Grid
 from dlscratch.kernels.geometry import ConvGeometry
 from dlscratch.kernels.parallel import get_num_threads, parallel_map, set_num_threads
@@ -28,6 +32,7 @@ from dlscratch.kernels.winograd import WinogradKernel
 
 __all__ = [
     "KERNELS",
+    "AffineStep",
     "ColumnsKernel",
     "ConvGeometry",
     "ConvStep",

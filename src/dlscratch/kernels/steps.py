@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 
 from dlscratch.kernels.columns import ColumnsKernel
+from dlscratch.kernels.dense import AffineStep
 from dlscratch.kernels.epilogue import Epilogue
 from dlscratch.kernels.geometry import ConvGeometry
 from dlscratch.kernels.parallel import get_num_threads, one_thread_blas
 from dlscratch.kernels.shifted import ShiftedKernel
 from dlscratch.kernels.winograd import WinogradKernel
 from dlscratch.layers.activation import Relu
+from dlscratch.layers.affine import Affine
 from dlscratch.layers.base import check_same_shape
 from dlscratch.layers.conv import Convolution
 from dlscratch.layers.pooling import Pooling
@@ -64,7 +66,11 @@ def _is_fused_pool(layer: Any) -> bool:
 
 
 def plan_steps(layers: Sequence[Any]) -> list[Any]:
-    """The layers in order; each Convolution, with the Relu and 2x2 max Pooling after it, as one ConvStep."""
+    """The layers in order; each Convolution, with the Relu and 2x2 max Pooling after it, as one ConvStep.
+
+    Where there is a convolution, each Affine becomes an AffineStep too, its products on
+    the kernels' threads (see running).
+    """
     steps: list[Any] = []
     i = 0
     while i < len(layers):
@@ -79,6 +85,8 @@ def plan_steps(layers: Sequence[Any]) -> list[Any]:
         if i < len(layers) and _is_fused_pool(layers[i]):
             pool, i = layers[i], i + 1
         steps.append(ConvStep(conv, relu, pool))
+    if any(isinstance(step, ConvStep) for step in steps):
+        steps = [AffineStep(step) if type(step) is Affine else step for step in steps]
     return steps
 
 
