@@ -184,6 +184,25 @@ def test_results_are_the_same_bits_on_one_thread_and_on_two(name, layout, rng, m
         np.testing.assert_array_equal(one, two)
 
 
+def test_the_winograd_transforms_are_the_papers_matrices(rng):
+    """B^T d as four operations, the transposed step B d over a shift, and A^T . A as AA."""
+    d = rng.standard_normal((4, 7))
+    out = np.empty_like(d)
+    winograd._b_transposed(np, *d, out)
+    np.testing.assert_allclose(out, winograd.B_T @ d)
+    shift, back = 2, winograd.B_T.T @ d  # pixels 0 and 2 in `first`, 1 and 3 in `second`, 2 apart
+    first, second = np.empty(7 + shift), np.empty(7 + shift)
+    winograd._b_back(np, d, first, second, shift, "test b_back")
+    expected_first, expected_second = np.zeros(7 + shift), np.zeros(7 + shift)
+    expected_first[:7] += back[0]
+    expected_first[shift:] += back[2]
+    expected_second[:7] += back[1]
+    expected_second[shift:] += back[3]
+    np.testing.assert_allclose(first, expected_first)
+    np.testing.assert_allclose(second, expected_second)
+    np.testing.assert_array_equal(winograd.AA, np.kron(winograd.A_T, winograd.A_T))
+
+
 def test_kernel_arguments_are_checked():
     with pytest.raises(ValueError, match="Winograd kernel needs 3x3 filters and stride 1"):
         WinogradKernel(ConvGeometry((1, 1, 8, 8), (1, 1, 5, 5), 1, 0), Epilogue(False, False))

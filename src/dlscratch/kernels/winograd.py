@@ -17,10 +17,12 @@ and every tile's dd is added back onto the 16 input pixels it came from (tiles o
 two pixels). The bias rides on M[5] (row 1, column 1 of the tile): A^T e_11 A is all ones.
 
 The layout. The padded input is split into its four 2x2 phases (even/odd rows and
-columns), each flattened with its rows S = TW + 1 apart; then the 16 pixels of every tile
-are the same flat position in 16 shifted slices of the phases, contiguous copies (as in
-the shifted kernel), and one extra column of tiles per row is computed and thrown away.
-The 2x2 output phases are exactly where a following 2x2 pooling window's corners are.
+columns), each flattened with its rows S = TW + 1 apart (geometry.PhaseSplit); then the
+16 pixels of every tile are the same flat position in 16 shifted slices of the phases,
+and B^T d B is a few whole-chunk operations on such slices (one extra column of tiles per
+row is computed and thrown away). For small images the work arrays hold each position's
+images side by side, so that every operation is one long run. The 2x2 output phases are
+exactly where a following 2x2 pooling window's corners are.
 """
 
 from __future__ import annotations
