@@ -76,7 +76,8 @@ class Epilogue:
     start(conv_shape, dtype) begins a batch and returns its output array; forward(chunk,
     grid, out) writes out[chunk]; backward(chunk, dout, dgrid) writes the convolution
     output's gradient of those images into dgrid, which the kernel has zeroed. What
-    forward keeps for backward is this object's, one slot per image.
+    forward keeps for backward (the output, the pooling switches of each chunk) is this
+    object's; the kernel hands backward the chunks forward had.
     """
 
     def __init__(self, relu: bool, pool: bool, xp: Any = np) -> None:
