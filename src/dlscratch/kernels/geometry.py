@@ -1,4 +1,9 @@
-"""The window geometry every kernel shares: sizes of a convolution over a batch, and its chunks."""
+"""The window geometry the kernels share: a convolution's sizes and chunks, and two layouts of padded images.
+
+ConvGeometry: the sizes of a filter bank sliding over a batch, and the batch's chunks.
+PhaseSplit: a padded image as its four 2x2 phases, flattened (Winograd's tiles, outputs by phase).
+ShiftedPlane: a padded image flattened, every filter offset one contiguous slice.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from dlscratch.kernels.parallel import chunks
 from dlscratch.layers.conv import conv_output_size
 
-__all__ = ["CACHE_BYTES", "ConvGeometry", "PhaseSplit"]
+__all__ = ["CACHE_BYTES", "ConvGeometry", "PhaseSplit", "ShiftedPlane"]
 
 # a chunk's work arrays should fit in a core's share of the caches: small enough to stay
 # there between being written and read, large enough that Python's cost per chunk is small
@@ -125,3 +130,41 @@ class PhaseSplit:
         grids = self._grids(phases, len(images))
         for k, (inside, image) in enumerate(self.places):
             images[(..., *image)] = grids[k][(..., *inside)].transpose(1, 0, 2, 3)
+
+
+class ShiftedPlane:
+    """Flattened padded image planes: (rows, cols) padded by (pad_h, pad_w), read by (FH, FW) windows.
+
+    n images of `channels` channels are kept as (channels, n, flat): each plane flat,
+    followed by FW - 1 zeros so the last window's slice stays in range.
+    """
+
+    def __init__(self, rows: int, cols: int, pad_h: int, pad_w: int, FH: int, FW: int) -> None:
+        self.rows, self.cols, self.pad_h, self.pad_w = rows, cols, pad_h, pad_w
+        self.Hp, self.Wp = rows + 2 * pad_h, cols + 2 * pad_w
+        self.OH, self.OW = self.Hp - FH + 1, self.Wp - FW + 1
+        self.G = self.OH * self.Wp  # grid positions computed per image (OW valid per row)
+        self.flat = self.Hp * self.Wp + FW - 1
+        self.offsets = [i * self.Wp + j for i in range(FH) for j in range(FW)]
+
+    def fill(self, padded: Any, images: Any) -> None:
+        """padded (channels, n, flat) = images (channels, n, rows, cols) with zero borders."""
+        padded[...] = 0
+        self.interior(padded)[...] = images
+
+    def interior(self, padded: Any) -> Any:
+        """The (channels, n, rows, cols) view of the images inside padded (channels, n, flat)."""
+        inner = padded[:, :, : self.Hp * self.Wp].reshape(*padded.shape[:2], self.Hp, self.Wp)
+        return inner[:, :, self.pad_h : self.pad_h + self.rows, self.pad_w : self.pad_w + self.cols]
+
+    def columns(self, col: Any, padded: Any) -> None:
+        """col (channels * FH * FW, n, G): row (c, i, j) is plane c shifted by offset (i, j)."""
+        channels = padded.shape[0]
+        by_offset = col.reshape(channels, len(self.offsets), *col.shape[1:])
+        for q, offset in enumerate(self.offsets):
+            by_offset[:, q] = padded[:, :, offset : offset + self.G]
+
+    def valid(self, grid: Any) -> Any:
+        """(F, n, G) grid values -> the (F, n, OH, OW) view of the real output positions."""
+        F, n = grid.shape[:2]
+        return grid.reshape(F, n, self.OH, self.Wp)[..., : self.OW]

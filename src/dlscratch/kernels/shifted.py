@@ -24,48 +24,10 @@ import numpy as np
 
 from dlscratch.kernels.columns import ColumnProduct
 from dlscratch.kernels.epilogue import PHASES, Epilogue, Grid
-from dlscratch.kernels.geometry import ConvGeometry, PhaseSplit
+from dlscratch.kernels.geometry import ConvGeometry, PhaseSplit, ShiftedPlane
 from dlscratch.kernels.workspace import scratch
 
-__all__ = ["ShiftedKernel", "ShiftedPlane"]
-
-
-class ShiftedPlane:
-    """Flattened padded image planes: (rows, cols) padded by (pad_h, pad_w), read by (FH, FW) windows.
-
-    n images of `channels` channels are kept as (channels, n, flat): each plane flat,
-    followed by FW - 1 zeros so the last window's slice stays in range.
-    """
-
-    def __init__(self, rows: int, cols: int, pad_h: int, pad_w: int, FH: int, FW: int) -> None:
-        self.rows, self.cols, self.pad_h, self.pad_w = rows, cols, pad_h, pad_w
-        self.Hp, self.Wp = rows + 2 * pad_h, cols + 2 * pad_w
-        self.OH, self.OW = self.Hp - FH + 1, self.Wp - FW + 1
-        self.G = self.OH * self.Wp  # grid positions computed per image (OW valid per row)
-        self.flat = self.Hp * self.Wp + FW - 1
-        self.offsets = [i * self.Wp + j for i in range(FH) for j in range(FW)]
-
-    def fill(self, padded: Any, images: Any) -> None:
-        """padded (channels, n, flat) = images (channels, n, rows, cols) with zero borders."""
-        padded[...] = 0
-        self.interior(padded)[...] = images
-
-    def interior(self, padded: Any) -> Any:
-        """The (channels, n, rows, cols) view of the images inside padded (channels, n, flat)."""
-        inner = padded[:, :, : self.Hp * self.Wp].reshape(*padded.shape[:2], self.Hp, self.Wp)
-        return inner[:, :, self.pad_h : self.pad_h + self.rows, self.pad_w : self.pad_w + self.cols]
-
-    def columns(self, col: Any, padded: Any) -> None:
-        """col (channels * FH * FW, n, G): row (c, i, j) is plane c shifted by offset (i, j)."""
-        channels = padded.shape[0]
-        by_offset = col.reshape(channels, len(self.offsets), *col.shape[1:])
-        for q, offset in enumerate(self.offsets):
-            by_offset[:, q] = padded[:, :, offset : offset + self.G]
-
-    def valid(self, grid: Any) -> Any:
-        """(F, n, G) grid values -> the (F, n, OH, OW) view of the real output positions."""
-        F, n = grid.shape[:2]
-        return grid.reshape(F, n, self.OH, self.Wp)[..., : self.OW]
+__all__ = ["ShiftedKernel"]
 
 
 class _ImageOrder:
