@@ -280,7 +280,8 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
     only_busy = any(busy for side, (_, busy) in counted.items() if side in SIDES)
     reference = NUMPY_SIDE in counted
     rows = {}
-    for label, key, scale, unit, fmt in ROWS:
+    extra = [(f"mean loss of the first {workload.same_steps} steps", "first_loss_mean", 1, "", "{:.5f}")]
+    for label, key, scale, unit, fmt in [*ROWS, *(extra if workload.same_steps else [])]:
         row = {}
         for side, (side_runs, _) in counted.items():
             stats = _stats(side_runs, key)
@@ -353,6 +354,21 @@ def _lower_bound_row(numpy_runs: list[Run], pytorch: list[float] | None) -> dict
     }
 
 
+def _same_training(workload: Workload, rows: dict[str, Any]) -> dict[str, Any] | None:
+    """The workload's "same training" target (same_steps set), else None: see Workload."""
+    if workload.same_steps is None:
+        return None
+    row = rows[f"mean loss of the first {workload.same_steps} steps"]
+    ratio = row["ratio"]
+    return {
+        "what": f"mean loss of the first {workload.same_steps} steps, dlscratch/pytorch - 1",
+        "value": None if ratio is None else ratio - 1,
+        "limit": 0.01,
+        "absolute": True,
+        "met": ratio is not None and abs(ratio - 1) <= 0.01,
+    }
+
+
 def _targets(
     workload: Workload, rows: dict[str, Any], only_busy: bool, numpy_only_busy: bool = False
 ) -> list[dict[str, Any]]:
@@ -369,6 +385,7 @@ def _targets(
     memory = rows["peak memory"]["ratio"]
     dl_acc, pt_acc = rows["final test accuracy"]["dlscratch"], rows["final test accuracy"]["pytorch"]
     gap = None if dl_acc is None or pt_acc is None else dl_acc[0] - pt_acc[0]
+    same = _same_training(workload, rows)
     versus = NUMPY_TITLE if workload.versus == NUMPY_SIDE else workload.versus
     targets = [
         {
@@ -383,7 +400,8 @@ def _targets(
             "limit": 1.0,
             "met": memory is not None and memory <= 1.0,
         },
-        {
+        same
+        or {
             "what": "test accuracy, dlscratch - pytorch (points)",
             "value": gap,
             "limit": -0.5,
@@ -457,8 +475,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     for target in summary["targets"]:
         value = target["value"]
-        shown = "n/a" if value is None else f"{value:.2f}"
+        shown = "n/a" if value is None else f"{value:.4f}" if target.get("absolute") else f"{value:.2f}"
         relation = f">= {target['limit']}" if target["limit"] < 0 else f"<= {target['limit']}"
+        if target.get("absolute"):
+            relation = f"within +-{target['limit']}"
         verdict = "MET" if target["met"] else "NOT MET"
         if not target["judged"]:
             verdict = "not judged (machine busy)"

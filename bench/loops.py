@@ -87,6 +87,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 SCALE = 1 / 255  # uint8 pixel -> [0, 1]: every side keeps uint8 images and scales each batch
+FIRST_LOSSES = 50  # the losses of the first steps are kept in the result (same_steps of them compared)
 
 
 def _load_data(workload: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -184,6 +185,7 @@ def run_dlscratch(workload: Workload) -> dict[str, Any]:
         "train_acc": history.train_acc[-1],
         "test_acc": history.test_acc[-1],
         "final_loss": history.train_loss[-1],
+        "losses": history.train_loss[:FIRST_LOSSES],
         "numpy_gemm_peak_gflops": peak,
     }
     if workload.final_eval_samples != 0:
@@ -295,6 +297,7 @@ def _timed_loop(
         "train_acc": accuracies[-1][0],
         "test_acc": accuracies[-1][1],
         "final_loss": losses[-1],  # recorded every iteration, as the Trainer does
+        "losses": losses[:FIRST_LOSSES],
     }
     if workload.final_eval_samples != 0:
         n = workload.final_eval_samples
@@ -499,6 +502,8 @@ def run_side(side: str, workload: Workload, threads: int) -> dict[str, Any]:
         eval_s = float(np.mean(loop_evals))
         n = workload.eval_samples
         eval_samples = 70000 if n is None else 2 * n
+    if workload.same_steps:
+        result["first_loss_mean"] = float(np.mean(result["losses"][: workload.same_steps]))
     result.update(
         side=side,
         workload=asdict(workload),

@@ -15,6 +15,7 @@ This module imports nothing heavy: the harness process reads it without loading 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 SIDES = ("dlscratch", "pytorch")  # the two sides compared and judged against the targets
 NUMPY_SIDE = "numpy"  # the hand-tuned NumPy loop: a reference shown beside them, never judged
@@ -48,6 +49,7 @@ class Workload:
     final_eval_samples: int | None = 0
     eval_batch: int = 1000  # samples per forward pass in PyTorch's evaluation (its faster size)
     warmup: int = 20
+    same_steps: int | None = None
     seed: int = 0
 
     @property
@@ -71,7 +73,7 @@ class Workload:
 
 
 def _as_train_convnet(
-    name: str, title: str, model: str, iters: int, target: float, target_row: str
+    name: str, title: str, model: str, iters: int, target: float, target_row: str, **extra: Any
 ) -> Workload:
     """A conv net trained as the book's train_convnet.py trains one.
 
@@ -94,6 +96,7 @@ def _as_train_convnet(
         # twice as fast, DeepConvNet 1.2-2 times (measured at 2 threads)
         eval_batch=100,
         warmup=10,
+        **extra,
     )
 
 
@@ -130,6 +133,9 @@ WORKLOADS = {
         iters=200,
         target=1.0,
         target_row="time per training step",
+        # dropout 0.5 on the scores: after 200 steps the test accuracy of two runs that agree to
+        # 1e-6 in every gradient of the first step differs by up to 10 points
+        same_steps=10,
     ),
 }
 
