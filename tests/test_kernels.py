@@ -238,9 +238,9 @@ def test_the_planner_groups_each_convolution_with_its_relu_and_pooling():
     simple = SimpleConvNet(seed=0)
     assert _kinds(plan_steps(list(simple.layers.values()))) == [
         "ConvStep(Convolution -> Relu -> Pooling)",
-        "AffineStep",
+        "AffineStep",  # 4320 x 100 weights: its products cut in pieces
         "Relu",
-        "AffineStep",
+        "Affine",  # 100 x 10: faster as the layer
     ]
     deep = DeepConvNet(seed=0)
     assert _kinds(plan_steps(list(deep.layers.values())))[:6] == [
@@ -281,7 +281,7 @@ def test_networks_train_and_evaluate_on_the_kernels_not_on_the_layers(rng, monke
         (1, 10, 10), {"filter_num": 4, "filter_size": 5, "pad": 0, "stride": 1}, 6, 3, seed=0
     )
     deep = DeepConvNet((1, 8, 8), *[small] * 6, hidden_size=5, output_size=3, seed=0)
-    for layer_class in (Convolution, Pooling, Affine):
+    for layer_class in (Convolution, Pooling):
 
         def refuse(self, *args, **kwargs):
             raise AssertionError(f"{type(self).__name__}.forward ran instead of a kernel")

@@ -121,7 +121,8 @@ TRAIN = textwrap.dedent(
     wide = {"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1}
     networks = [
         DeepConvNet((1, 12, 12), *[wide] * 6, hidden_size=20, output_size=5, seed=0, dtype=np.float32),
-        SimpleConvNet((1, 14, 14), {"filter_num": 8, "filter_size": 5, "pad": 0, "stride": 1}, 20, 5,
+        # 8 x 12 x 12 features into 64: an Affine large enough to be cut in pieces (AffineStep)
+        SimpleConvNet((1, 28, 28), {"filter_num": 8, "filter_size": 5, "pad": 0, "stride": 1}, 64, 5,
                       seed=0, dtype=np.float32),
         SimpleConvNet((2, 13, 13), {"filter_num": 8, "filter_size": 3, "pad": 1, "stride": 2}, 20, 5,
                       seed=0, dtype=np.float64),
@@ -139,6 +140,8 @@ TRAIN = textwrap.dedent(
         for value in network.params.values():
             digest.update(value.tobytes())
         digest.update(np.float64(network.accuracy(x, t)).tobytes())
+    from dlscratch.kernels import AffineStep, plan_steps
+    assert any(isinstance(step, AffineStep) for step in plan_steps(list(networks[1].layers.values())))
     print(get_num_threads(), digest.hexdigest())
     """
 )

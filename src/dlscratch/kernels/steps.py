@@ -39,6 +39,9 @@ KERNELS = {kernel.name: kernel for kernel in (WinogradKernel, ShiftedKernel, Col
 # Both measured with python bench/conv_layers.py --kernels winograd shifted columns.
 WINOGRAD_MIN_CHANNELS = 16
 COLUMNS_UP_TO = 64
+# an Affine with fewer weights is faster as the layer itself than cut in pieces (SimpleConvNet's
+# 4320 x 100 is cut; DeepConvNet's 1024 x 50 and 50 x 10 are not)
+AFFINE_PIECES_FROM = 1 << 16
 
 
 def conv_kernel(geometry: ConvGeometry, epilogue: Epilogue, xp: Any = np) -> Any:
@@ -68,8 +71,8 @@ def _is_fused_pool(layer: Any) -> bool:
 def plan_steps(layers: Sequence[Any]) -> list[Any]:
     """The layers in order; each Convolution, with the Relu and 2x2 max Pooling after it, as one ConvStep.
 
-    Where there is a convolution, each Affine becomes an AffineStep too, its products on
-    the kernels' threads (see running).
+    Where there is a convolution, each large Affine becomes an AffineStep too, its
+    products on the kernels' threads (see running).
     """
     steps: list[Any] = []
     i = 0
@@ -86,8 +89,12 @@ def plan_steps(layers: Sequence[Any]) -> list[Any]:
             pool, i = layers[i], i + 1
         steps.append(ConvStep(conv, relu, pool))
     if any(isinstance(step, ConvStep) for step in steps):
-        steps = [AffineStep(step) if type(step) is Affine else step for step in steps]
+        steps = [AffineStep(step) if _is_large_affine(step) else step for step in steps]
     return steps
+
+
+def _is_large_affine(layer: Any) -> bool:
+    return type(layer) is Affine and layer.W.size >= AFFINE_PIECES_FROM
 
 
 def running(steps: Sequence[Any]) -> AbstractContextManager[None]:
