@@ -123,15 +123,12 @@ def run_dlscratch(workload: Workload) -> dict[str, Any]:
     reset_peak_rss()
     base = rss_mib()
     data = _load_data(workload)
-    x_train, t_train, x_test, t_test = data
+    x_test, t_test = data[2:]
 
     def trainer_for(network: Any) -> Any:
         return Trainer(
             network,
-            x_train,
-            t_train,
-            x_test,
-            t_test,
+            *data,  # x_train, t_train, x_test, t_test
             iters=workload.iters,
             mini_batch_size=workload.batch_size,
             optimizer=workload.optimizer,
