@@ -8,9 +8,9 @@ so a slow drift of the machine affects both alike.
 
 For the two-layer workloads a third side, "numpy" (a hand-tuned NumPy loop doing the same
 work, bench.numpy_loop), runs in the same alternation (dlscratch, pytorch, numpy, then
-numpy, pytorch, dlscratch, ...) unless Options.numpy_reference is False. It is a
-reference: its ratio to PyTorch and its lower bound (the unavoidable work alone) are
-shown beside the others, and the targets are judged on dlscratch and pytorch alone.
+numpy, pytorch, dlscratch, ...) unless Options.numpy_reference is False: its ratio to
+PyTorch and its lower bound (the unavoidable work alone) are shown beside the others,
+and the seed run's time target is dlscratch's ratio to it.
 
 The machine is watched during every run: from /proc/stat, the CPU time that processes
 other than the benchmark used while it ran, in cores (0.0 idle, 1.0 a whole core busy
@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.checks import RESULT_PREFIX as CHECK_PREFIX
 from bench.worker import RESULT_PREFIX
-from bench.workloads import ALL_SIDES, NUMPY_SIDE, SIDES, WORKLOADS, Workload, quick
+from bench.workloads import ALL_SIDES, NUMPY_SIDE, SIDES, WORKLOADS, Workload, flops, quick
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,26 +139,50 @@ class WorkerError(RuntimeError):
     """A worker process failed; the message holds its last lines of output."""
 
 
-def run_worker(
-    side: str, workload: Workload, threads: int, quick_run: bool
+def _in_fresh_process(
+    module: str, arguments: list[str], threads: int, prefix: str, what: str
 ) -> tuple[dict[str, Any], float | None, float]:
-    """One run in a fresh process: (its measurements, foreign cores meanwhile, wall seconds)."""
+    """python -m module arguments, with `threads` in the thread variables: (its JSON line after
+    prefix, foreign cores meanwhile, wall seconds)."""
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "bench.worker", side, workload.name, *(["--quick"] if quick_run else [])]
     meter = LoadMeter()
     meter.start()
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - started
     load = meter.stop()
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    lines = [line for line in done.stdout.splitlines() if line.startswith(prefix)]
     if done.returncode != 0 or not lines:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise WorkerError(f"the {side} worker for {workload.name} failed (exit {done.returncode}):\n{tail}")
-    return json.loads(lines[-1][len(RESULT_PREFIX) :]), load, wall
+        raise WorkerError(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return json.loads(lines[-1][len(prefix) :]), load, wall
+
+
+def run_worker(
+    side: str, workload: Workload, threads: int, quick_run: bool
+) -> tuple[dict[str, Any], float | None, float]:
+    """One run in a fresh process: (its measurements, foreign cores meanwhile, wall seconds)."""
+    arguments = [side, workload.name, *(["--quick"] if quick_run else [])]
+    return _in_fresh_process(
+        "bench.worker", arguments, threads, RESULT_PREFIX, f"the {side} worker for {workload.name}"
+    )
+
+
+def run_checks(threads: int, quick_run: bool) -> dict[str, Any]:
+    """The sanity checks of bench.checks in a fresh process (fewer samples when quick)."""
+    arguments = ["--samples", "200" if quick_run else "1000"]
+    result, load, _ = _in_fresh_process("bench.checks", arguments, threads, CHECK_PREFIX, "the float16 check")
+    return {**result, "threads": threads, "foreign_cores": load}
 
 
 def measure(workload: Workload, threads: int, options: Options) -> dict[str, list[Run]]:
@@ -200,6 +225,7 @@ ROWS = (
     ("time per evaluation", "eval_s", 1e3, "ms", "{:.1f}"),
     ("whole run", "whole_s", 1, "s", "{:.2f}"),
     ("peak memory", "memory.peak_mib", 1, "MiB", "{:.0f}"),
+    ("  of which the data set", "memory.data_mib", 1, "MiB", "{:.0f}"),
     ("  of which the loop", "memory.loop_mib", 1, "MiB", "{:.0f}"),
     ("final test accuracy", "test_acc", 100, "%", "{:.2f}"),
     ("achieved GFLOP/s, steps", "step_gflops", 1, "", "{:.1f}"),
@@ -245,18 +271,17 @@ def _ratio(side: list[float] | None, pytorch: list[float] | None) -> float | Non
 
 
 def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """Medians, spreads, ratios and the verdict on the issue's targets, as a dict.
+    """Medians, spreads, ratios, the matrix-product floor and the verdict on the targets, as a dict.
 
     Each row holds [median, min, max] per side, "ratio" (dlscratch/pytorch) and, where
-    the numpy side ran, "numpy_ratio" (numpy/pytorch). The targets are judged on dlscratch
-    and pytorch alone; the numpy side only adds a note to the whole-run target. A
-    report-only workload ("report_only": True) has no targets: its rows are all there is.
+    the numpy side ran, "numpy_ratio" (numpy/pytorch) and "dlscratch_numpy_ratio".
     """
     counted = {side: _counted(side_runs) for side, side_runs in runs.items()}
     only_busy = any(busy for side, (_, busy) in counted.items() if side in SIDES)
     reference = NUMPY_SIDE in counted
     rows = {}
-    for label, key, scale, unit, fmt in ROWS:
+    extra = [(f"mean loss of the first {workload.same_steps} steps", "first_loss_mean", 1, "", "{:.5f}")]
+    for label, key, scale, unit, fmt in [*ROWS, *(extra if workload.same_steps else [])]:
         row = {}
         for side, (side_runs, _) in counted.items():
             stats = _stats(side_runs, key)
@@ -265,6 +290,7 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
         row["ratio"] = _ratio(dl, pt)
         if reference:
             row["numpy_ratio"] = _ratio(row[NUMPY_SIDE], pt)
+            row["dlscratch_numpy_ratio"] = _ratio(dl, row[NUMPY_SIDE])
         rows[label] = {"unit": unit, "format": fmt, **row}
         if reference and label == "whole run":
             rows[LOWER_BOUND_ROW[0]] = _lower_bound_row(counted[NUMPY_SIDE][0], pt)
@@ -288,14 +314,29 @@ def summarize(workload: Workload, threads: int, runs: dict[str, list[Run]]) -> d
         "foreign_cores": [min(loads), max(loads)] if loads else None,
         "rows": rows,
         "gemm_peaks": peaks,
-        "report_only": workload.report_only,
-        "targets": _targets(workload, rows, only_busy),
+        "floor": _floor(workload, rows, peaks),
     }
     if reference:
-        summary["numpy_only_busy"] = numpy_only_busy = counted[NUMPY_SIDE][1]
-        if summary["targets"]:
-            summary["targets"][0]["reference"] = _reference(workload, rows, numpy_only_busy)
+        summary["numpy_only_busy"] = counted[NUMPY_SIDE][1]
+    summary["targets"] = _targets(workload, rows, only_busy, bool(summary.get("numpy_only_busy")))
     return summary
+
+
+def _floor(workload: Workload, rows: dict[str, Any], peaks: dict[str, Any]) -> dict[str, Any] | None:
+    """A training step's matrix products at numpy's GEMM peak (ms), and each side's step over it.
+
+    The step's FLOPs (bench.workloads.flops, as the direct products count them) at the peak
+    GFLOP/s measured in dlscratch's runs: no NumPy loop doing those products can be faster.
+    """
+    peak = peaks.get("numpy GEMM peak GFLOP/s")
+    if not peak:
+        return None
+    floor_ms = flops(workload)[0] / (peak[0] * 1e9) * 1e3
+    steps = rows["time per training step"]
+    return {
+        "ms": floor_ms,
+        "over": {side: steps[side][0] / floor_ms for side in ALL_SIDES if steps.get(side)},
+    }
 
 
 def _lower_bound_row(numpy_runs: list[Run], pytorch: list[float] | None) -> dict[str, Any]:
@@ -313,35 +354,45 @@ def _lower_bound_row(numpy_runs: list[Run], pytorch: list[float] | None) -> dict
     }
 
 
-def _reference(workload: Workload, rows: dict[str, Any], only_busy: bool) -> dict[str, Any]:
-    """The numpy side beside the whole-run target: its ratio, its lower bound's, above the limit?"""
-    value = rows["whole run"]["numpy_ratio"]
+def _same_training(workload: Workload, rows: dict[str, Any]) -> dict[str, Any] | None:
+    """The workload's "same training" target (same_steps set), else None: see Workload."""
+    if workload.same_steps is None:
+        return None
+    row = rows[f"mean loss of the first {workload.same_steps} steps"]
+    ratio = row["ratio"]
     return {
-        "what": f"whole run, {NUMPY_SIDE}/pytorch",
-        "value": value,
-        "lower_bound": rows[LOWER_BOUND_ROW[0]]["numpy_ratio"],
-        "above_limit": value is not None and workload.target is not None and value > workload.target,
-        "judged": not only_busy,
+        "what": f"mean loss of the first {workload.same_steps} steps, dlscratch/pytorch - 1",
+        "value": None if ratio is None else ratio - 1,
+        "limit": 0.01,
+        "absolute": True,
+        "met": ratio is not None and abs(ratio - 1) <= 0.01,
     }
 
 
-def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[dict[str, Any]]:
-    """The issue's three targets, each with its measured value and whether it is met.
+def _targets(
+    workload: Workload, rows: dict[str, Any], only_busy: bool, numpy_only_busy: bool = False
+) -> list[dict[str, Any]]:
+    """The three targets, each with its measured value and whether it is met and judged.
 
-    The first is the whole run's; summarize() adds the numpy side to it as "reference".
-    None for a report-only workload, or without pytorch.
+    The first is the workload's own: its row's dlscratch / `versus` ratio; then peak
+    memory and test accuracy against pytorch. None without pytorch. A table made only of
+    busy runs judges nothing; a numpy column made only of busy ones, no numpy ratio.
     """
-    if workload.target is None or "pytorch" not in rows["whole run"]:
+    if "pytorch" not in rows["whole run"]:
         return []
-    whole, memory = rows["whole run"]["ratio"], rows["peak memory"]["ratio"]
+    row = rows[workload.target_row]
+    ratio = row["ratio"] if workload.versus == "pytorch" else row.get("dlscratch_numpy_ratio")
+    memory = rows["peak memory"]["ratio"]
     dl_acc, pt_acc = rows["final test accuracy"]["dlscratch"], rows["final test accuracy"]["pytorch"]
     gap = None if dl_acc is None or pt_acc is None else dl_acc[0] - pt_acc[0]
+    same = _same_training(workload, rows)
+    versus = NUMPY_TITLE if workload.versus == NUMPY_SIDE else workload.versus
     targets = [
         {
-            "what": "whole run, dlscratch/pytorch",
-            "value": whole,
+            "what": f"{workload.target_row}, dlscratch/{versus}",
+            "value": ratio,
             "limit": workload.target,
-            "met": whole is not None and whole <= workload.target,
+            "met": ratio is not None and ratio <= workload.target,
         },
         {
             "what": "peak memory, dlscratch/pytorch",
@@ -349,7 +400,8 @@ def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[
             "limit": 1.0,
             "met": memory is not None and memory <= 1.0,
         },
-        {
+        same
+        or {
             "what": "test accuracy, dlscratch - pytorch (points)",
             "value": gap,
             "limit": -0.5,
@@ -358,11 +410,13 @@ def _targets(workload: Workload, rows: dict[str, Any], only_busy: bool) -> list[
     ]
     for target in targets:
         target["judged"] = not only_busy
+    if workload.versus == NUMPY_SIDE:
+        targets[0]["judged"] = not (only_busy or numpy_only_busy)
     return targets
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a text table with a verdict line per target (report-only: a line saying so).
+    """The summary as a text table, the matrix-product floor, then a verdict line per target.
 
     Columns: dlscratch, pytorch, their ratio; where the numpy side ran, its column and its
     ratio to pytorch, and under "whole run" its lower bound in that column alone.
@@ -380,7 +434,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"   time per evaluation: {summary['evaluation']}")
     if NUMPY_SIDE in sides:
         lines.append(
-            f"   {NUMPY_TITLE}: a hand-written NumPy loop doing the same work, a reference (not judged)"
+            f"   {NUMPY_TITLE}: a hand-written NumPy loop doing the same work, the time target's yardstick"
             + ("; the ratio beside it is to pytorch" if ratios else "")
         )
     if summary["foreign_cores"]:
@@ -412,16 +466,23 @@ def format_summary(summary: dict[str, Any]) -> str:
                 f"{_title(side)} {100 * row[side][0] / numpy_peak[0]:.0f}%" for side in sides if row.get(side)
             )
             lines.append(f"   {label} as a share of numpy's GEMM peak: {shares}")
-    if summary.get("report_only"):
-        lines.append("   report only: the issue sets no target for this workload")
+    floor = summary.get("floor")
+    if floor:
+        over = ", ".join(f"{_title(side)} {value:.2f}x" for side, value in floor["over"].items())
+        lines.append(
+            f"   floor: a training step's matrix products at numpy's GEMM peak take {floor['ms']:.3f} ms; "
+            f"time per training step over it: {over}"
+        )
     for target in summary["targets"]:
         value = target["value"]
-        shown = "n/a" if value is None else f"{value:.2f}"
+        shown = "n/a" if value is None else f"{value:.4f}" if target.get("absolute") else f"{value:.2f}"
         relation = f">= {target['limit']}" if target["limit"] < 0 else f"<= {target['limit']}"
+        if target.get("absolute"):
+            relation = f"within +-{target['limit']}"
         verdict = "MET" if target["met"] else "NOT MET"
         if not target["judged"]:
             verdict = "not judged (machine busy)"
-        lines.append(f"   target {target['what']}: {shown} ({relation}): {verdict}" + _reference_note(target))
+        lines.append(f"   target {target['what']}: {shown} ({relation}): {verdict}")
     return "\n".join(lines)
 
 
@@ -450,17 +511,6 @@ def _column(side: str, ratios: bool, row: dict[str, Any] | None = None) -> str:
 def _title(side: str) -> str:
     """A side's name in the table: "tuned numpy" for the numpy side, the others as they are."""
     return NUMPY_TITLE if side == NUMPY_SIDE else side
-
-
-def _reference_note(target: dict[str, Any]) -> str:
-    """What the numpy side adds to a target's verdict line when its ratio exceeds the limit; else ""."""
-    reference = target.get("reference")
-    if not (reference and reference["above_limit"] and reference["judged"] and target["judged"]):
-        return ""
-    note = f"; a hand-tuned NumPy loop reaches {reference['value']:.2f} in the same run"
-    if not target["met"]:
-        note += ": the target is below what NumPy does on this machine"
-    return note
 
 
 def run_bench(workload_names: list[str], options: Options) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ so that each side gets its own thread settings and its own peak-memory count. Th
 
 from __future__ import annotations
 
-import inspect
+import copy
 import os
 import resource
 import sys
@@ -86,14 +86,21 @@ def _timed(fn: Callable[[], Any]) -> float:
 # ----------------------------------------------------------------------------- the sides
 
 
-def _load_data(workload: Workload, as_uint8: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fashion-MNIST as (N, 784) or (N, 1, 28, 28); uint8 pixels, or float32 in [0, 1]."""
+SCALE = 1 / 255  # uint8 pixel -> [0, 1]: every side keeps uint8 images and scales each batch
+FIRST_LOSSES = 50  # the losses of the first steps are kept in the result (same_steps of them compared)
+
+
+def _load_data(workload: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as (N, 784) or (N, 1, 28, 28) uint8 pixels, and int labels."""
     from dlscratch.datasets import load_fashion_mnist
 
-    (x_train, t_train), (x_test, t_test) = load_fashion_mnist(
-        normalize=not as_uint8, flatten=not workload.images
-    )
+    (x_train, t_train), (x_test, t_test) = load_fashion_mnist(normalize=False, flatten=not workload.images)
     return x_train, t_train, x_test, t_test
+
+
+def _data_mib(*arrays: Any) -> float:
+    """The memory the stored data set takes: the arrays' bytes, MiB (numpy arrays or torch tensors)."""
+    return sum(a.nbytes if hasattr(a, "nbytes") else a.element_size() * a.nelement() for a in arrays) / 2**20
 
 
 def _build_dlscratch_net(workload: Workload) -> Any:
@@ -115,28 +122,33 @@ def run_dlscratch(workload: Workload) -> dict[str, Any]:
     peak = numpy_gemm_peak()
     reset_peak_rss()
     base = rss_mib()
-    # uint8 pixels scaled batch by batch where the Trainer can (a quarter of the memory)
-    scale_on_the_fly = "input_scale" in inspect.signature(Trainer).parameters
-    x_train, t_train, x_test, t_test = _load_data(workload, as_uint8=scale_on_the_fly)
+    data = _load_data(workload)
+    x_test, t_test = data[2:]
+
+    def trainer_for(network: Any) -> Any:
+        return Trainer(
+            network,
+            *data,  # x_train, t_train, x_test, t_test
+            iters=workload.iters,
+            mini_batch_size=workload.batch_size,
+            optimizer=workload.optimizer,
+            optimizer_param={"lr": workload.lr},
+            evaluate_sample_num_per_epoch=workload.eval_samples,
+            verbose=False,
+            seed=workload.seed,
+            input_scale=SCALE,  # uint8 pixels scaled batch by batch
+        )
+
+    warm = trainer_for(_build_dlscratch_net(workload))  # a network of its own, thrown away
+    for _ in range(workload.warmup):
+        warm.train_step()
+    warm.accuracy(x_test[: workload.eval_batch], t_test[: workload.eval_batch])
+    del warm
     network = _build_dlscratch_net(workload)
-    extra = {"input_scale": 1 / 255} if scale_on_the_fly else {}
-    trainer = Trainer(
-        network,
-        x_train,
-        t_train,
-        x_test,
-        t_test,
-        iters=workload.iters,
-        mini_batch_size=workload.batch_size,
-        optimizer=workload.optimizer,
-        optimizer_param={"lr": workload.lr},
-        evaluate_sample_num_per_epoch=workload.eval_samples,
-        verbose=False,
-        seed=workload.seed,
-        **extra,
-    )
+    trainer = trainer_for(network)
     eval_times: list[float] = []
-    evaluate = trainer.evaluate
+    final: dict[str, float] = {}  # the Trainer's own whole-test evaluation after the loop, if it makes one
+    evaluate, accuracy = trainer.evaluate, trainer.accuracy
 
     def timed_evaluate() -> tuple[float, float]:
         started = time.perf_counter()
@@ -144,27 +156,44 @@ def run_dlscratch(workload: Workload) -> dict[str, Any]:
         eval_times.append(time.perf_counter() - started)
         return result
 
+    state = {"loop_over": False}  # callbacks follow each iteration's evaluation: after the last, it is over
+
+    def note_the_end(trainer: Any) -> None:
+        state["loop_over"] = trainer.current_iter == trainer.max_iter
+
+    def timed_accuracy(x: np.ndarray, t: np.ndarray) -> float:
+        started = time.perf_counter()
+        result = accuracy(x, t)
+        if state["loop_over"]:
+            final.update(seconds=time.perf_counter() - started, samples=len(x))
+        return result
+
     trainer.evaluate = timed_evaluate  # type: ignore[method-assign]
+    trainer.accuracy = timed_accuracy  # type: ignore[method-assign]
+    trainer.callbacks.append(note_the_end)
     load_peak, before_loop = peak_rss_mib(), rss_mib()
     loop_reset = reset_peak_rss()
     started = time.perf_counter()
     history = trainer.train()
     whole = time.perf_counter() - started
     result = {
-        "whole_s": whole,
+        "whole_s": whole - final.get("seconds", 0.0),  # the other sides' whole runs end with the loop
         "loop_eval_times_s": eval_times,
         "train_acc": history.train_acc[-1],
         "test_acc": history.test_acc[-1],
         "final_loss": history.train_loss[-1],
+        "losses": history.train_loss[:FIRST_LOSSES],
         "numpy_gemm_peak_gflops": peak,
     }
     if workload.final_eval_samples != 0:
         n = workload.final_eval_samples
-        accuracy = getattr(trainer, "accuracy", network.accuracy)
-        started = time.perf_counter()
-        result["test_acc"] = accuracy(x_test[:n], t_test[:n])
-        result["final_eval_s"] = time.perf_counter() - started
-    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset)
+        if final and final["samples"] == min(n or len(x_test), len(x_test)):  # the Trainer's own final pass
+            result["test_acc"], result["final_eval_s"] = trainer.final_test_acc, final["seconds"]
+        else:
+            started = time.perf_counter()
+            result["test_acc"] = accuracy(x_test[:n], t_test[:n])
+            result["final_eval_s"] = time.perf_counter() - started
+    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset, _data_mib(*data))
     return result
 
 
@@ -178,37 +207,47 @@ def run_pytorch(workload: Workload, threads: int) -> dict[str, Any]:
     peak = _torch_gemm_peak(torch)
     reset_peak_rss()
     base = rss_mib()
-    x_np, t_np, xt_np, tt_np = _load_data(workload, as_uint8=False)
-    x_train, t_train = torch.from_numpy(x_np), torch.from_numpy(t_np)
-    x_test, t_test = torch.from_numpy(xt_np), torch.from_numpy(tt_np)
-    torch.manual_seed(workload.seed)  # dropout's masks (they differ from dlscratch's all the same)
-    model = torch_model(nn, workload)
-    _copy_weights(torch, _build_dlscratch_net(workload), model)  # the same initial weights
-    optimizer = (
-        torch.optim.SGD(model.parameters(), lr=workload.lr)
-        if workload.optimizer == "sgd"
-        else torch.optim.Adam(model.parameters(), lr=workload.lr)
-    )
+    # the same storage as dlscratch's: uint8 images, each batch scaled to float32 as it is used
+    data = tuple(torch.from_numpy(array) for array in _load_data(workload))
+    x_train, t_train, x_test, t_test = data
 
-    def accuracy(x: Any, t: Any) -> float:
-        correct = 0
-        model.eval()  # no dropout, as dlscratch's accuracy (train_flg=False)
-        with torch.no_grad():
-            for start in range(0, len(x), workload.eval_batch):
-                scores = model(x[start : start + workload.eval_batch])
-                correct += int((scores.argmax(dim=1) == t[start : start + workload.eval_batch]).sum())
-        model.train()
-        return correct / len(x)
+    def as_input(x: Any) -> Any:
+        return x.to(torch.float32).mul_(SCALE)
 
-    def train_step(batch: np.ndarray) -> float:
-        rows = torch.from_numpy(batch)
-        loss = F.cross_entropy(model(x_train[rows]), t_train[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+    def train_and_evaluate(model: Any) -> tuple[Callable[[np.ndarray], float], Callable[[Any, Any], float]]:
+        optimizer = (
+            torch.optim.SGD(model.parameters(), lr=workload.lr)
+            if workload.optimizer == "sgd"
+            else torch.optim.Adam(model.parameters(), lr=workload.lr)
+        )
 
-    result = _timed_loop(workload, (x_train, t_train, x_test, t_test), train_step, accuracy, base)
+        def accuracy(x: Any, t: Any) -> float:
+            correct = 0
+            model.eval()  # no dropout, as dlscratch's accuracy (train_flg=False)
+            with torch.no_grad():
+                for start in range(0, len(x), workload.eval_batch):
+                    scores = model(as_input(x[start : start + workload.eval_batch]))
+                    correct += int((scores.argmax(dim=1) == t[start : start + workload.eval_batch]).sum())
+            model.train()
+            return correct / len(x)
+
+        def train_step(batch: np.ndarray) -> float:
+            rows = torch.from_numpy(batch)
+            loss = F.cross_entropy(model(as_input(x_train[rows])), t_train[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        return train_step, accuracy
+
+    warm_step, warm_accuracy = train_and_evaluate(_torch_twin(torch, nn, workload))  # thrown away
+    rng = np.random.default_rng(workload.seed + 1)
+    for _ in range(workload.warmup):
+        warm_step(rng.integers(0, len(x_train), workload.batch_size))
+    warm_accuracy(x_test[: workload.eval_batch], t_test[: workload.eval_batch])
+    train_step, accuracy = train_and_evaluate(_torch_twin(torch, nn, workload))
+    result = _timed_loop(workload, data, train_step, accuracy, base)
     result.update(torch_gemm_peak_gflops=peak, torch_version=torch.__version__)
     return result
 
@@ -255,13 +294,14 @@ def _timed_loop(
         "train_acc": accuracies[-1][0],
         "test_acc": accuracies[-1][1],
         "final_loss": losses[-1],  # recorded every iteration, as the Trainer does
+        "losses": losses[:FIRST_LOSSES],
     }
     if workload.final_eval_samples != 0:
         n = workload.final_eval_samples
         started = time.perf_counter()
         result["test_acc"] = accuracy(x_test[:n], t_test[:n])
         result["final_eval_s"] = time.perf_counter() - started
-    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset)
+    result["memory"] = _memory(base, load_peak, before_loop, peak_rss_mib(), loop_reset, _data_mib(*data))
     return result
 
 
@@ -276,32 +316,56 @@ def run_numpy(workload: Workload) -> dict[str, Any]:
     peak = numpy_gemm_peak()
     reset_peak_rss()
     base = rss_mib()
-    x_train, t_train, x_test, t_test = _load_data(workload, as_uint8=True)
-    reference = _build_dlscratch_net(workload)  # the same initial weights, copied
-    p = numpy_loop.Params(*(reference.params[k] for k in ("W1", "b1", "W2", "b2")))
-    del reference
-    (D, H), C = p.W1.shape, len(p.b2)
-    step_buffers = numpy_loop.StepBuffers(workload.batch_size, D, H, C)
-    eval_buffers = numpy_loop.EvalBuffers(numpy_loop.EVAL_CHUNK, D, H, C)
+    data = _load_data(workload)
+    x_train, t_train, x_test, t_test = data
 
-    def accuracy(x: np.ndarray, t: np.ndarray) -> float:
-        return numpy_loop.accuracy(p, x, t, eval_buffers)
+    def train_and_evaluate() -> tuple[numpy_loop.Params, Any, Any]:
+        reference = _build_dlscratch_net(workload)  # the same initial weights, copied
+        p = numpy_loop.Params(*(reference.params[k] for k in ("W1", "b1", "W2", "b2")))
+        (D, H), C = p.W1.shape, len(p.b2)
+        step_buffers = numpy_loop.StepBuffers(workload.batch_size, D, H, C)
+        eval_buffers = numpy_loop.EvalBuffers(numpy_loop.EVAL_CHUNK, D, H, C)
 
-    def train_step(batch: np.ndarray) -> float:
-        numpy_loop.gather_batch(x_train, t_train, batch, step_buffers)
-        return numpy_loop.train_step(p, step_buffers, workload.lr)
+        def accuracy(x: np.ndarray, t: np.ndarray) -> float:
+            return numpy_loop.accuracy(p, x, t, eval_buffers)
 
-    result = _timed_loop(workload, (x_train, t_train, x_test, t_test), train_step, accuracy, base)
+        def train_step(batch: np.ndarray) -> float:
+            numpy_loop.gather_batch(x_train, t_train, batch, step_buffers)
+            return numpy_loop.train_step(p, step_buffers, workload.lr)
+
+        return p, train_step, accuracy
+
+    _, warm_step, warm_accuracy = train_and_evaluate()  # thrown away
+    rng = np.random.default_rng(workload.seed + 1)
+    for _ in range(workload.warmup):
+        warm_step(rng.integers(0, len(x_train), workload.batch_size))
+    warm_accuracy(x_test[: workload.eval_batch], t_test[: workload.eval_batch])
+    p, train_step, accuracy = train_and_evaluate()
+    result = _timed_loop(workload, data, train_step, accuracy, base)
     result["numpy_gemm_peak_gflops"] = peak
     # after the memory count: the lower bound's few arrays are not the loop's
     result["lower_bound"] = numpy_loop.lower_bound(workload, p.W1, x_train, x_test)
     return result
 
 
-def torch_model(nn: Any, workload: Workload) -> Any:
+def _torch_twin(torch: Any, nn: Any, workload: Workload) -> Any:
+    """The workload's torch model with the dlscratch network's initial weights and dropout generators."""
+    reference = _build_dlscratch_net(workload)
+    generators = [
+        copy.deepcopy(layer._rng) for layer in reference.layers.values() if type(layer).__name__ == "Dropout"
+    ]
+    model = torch_model(nn, workload, generators)
+    _copy_weights(torch, reference, model)
+    return model
+
+
+def torch_model(nn: Any, workload: Workload, dropout_generators: list[Any] | None = None) -> Any:
     """The workload's network as idiomatic PyTorch: an nn.Sequential, in training mode.
 
-    The same layers as dlscratch's network, in the same order; nn is torch.nn.
+    The same layers as dlscratch's network, in the same order; nn is torch.nn. DeepConvNet's
+    two dropouts draw their masks from dropout_generators, copies of the NumPy generators of
+    dlscratch's own Dropout layers (torch's nn.Dropout where none are given): both sides
+    then drop the same units and train the same function, so their accuracies compare.
     """
     if workload.model == "two-layer":
         return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
@@ -328,10 +392,30 @@ def torch_model(nn: Any, workload: Workload) -> Any:
         nn.Flatten(),
         nn.Linear(1024, 50),
         nn.ReLU(),
-        nn.Dropout(0.5),
+        _dropout(nn, 0.5, dropout_generators, 0),
         nn.Linear(50, 10),
-        nn.Dropout(0.5),
+        _dropout(nn, 0.5, dropout_generators, 1),
     )
+
+
+def _dropout(nn: Any, ratio: float, generators: list[Any] | None, index: int) -> Any:
+    """nn.Dropout(ratio), or the same inverted dropout with its masks from generators[index]."""
+    if generators is None:
+        return nn.Dropout(ratio)
+    generator = generators[index]
+
+    class NumpyMaskDropout(nn.Module):
+        """Inverted dropout with masks drawn from a NumPy generator as dlscratch's Dropout draws them."""
+
+        def forward(self, x: Any) -> Any:
+            if not self.training:
+                return x
+            import torch
+
+            kept = torch.from_numpy(generator.random(tuple(x.shape)) > ratio)
+            return x * kept * (1 / (1 - ratio))
+
+    return NumpyMaskDropout()
 
 
 def _conv_relu(nn: Any, channels: int, filters: int, padding: int = 1) -> tuple[Any, Any]:
@@ -368,20 +452,28 @@ def _torch_gemm_peak(torch: Any, size: int = 1024, repeats: int = 5) -> float:
 
 
 def _memory(
-    base: float, load_peak: float, before_loop: float, loop_peak: float, reset_worked: bool
+    base: float, load_peak: float, before_loop: float, loop_peak: float, reset_worked: bool, data: float
 ) -> dict[str, Any]:
     """Peak resident memory (VmHWM), MiB.
 
     peak_mib: the highest resident size from data loading to the end, minus the size after
     the imports: the libraries' code does not count; the data, the network, the optimizer
-    state and every temporary do. loop_mib: the highest resident size during the loop and
-    the final evaluation, minus the size just before the loop.
+    state and every temporary do. data_mib: the stored data set's own arrays (part of the
+    peak). loop_mib: the highest resident size during the loop and the final evaluation,
+    minus the size just before the loop.
     """
     if not reset_worked:  # no per-phase counter (no /proc): only the lifetime peak is known
-        return {"base_mib": base, "peak_mib": None, "loop_mib": None, "lifetime_peak_mib": loop_peak}
+        return {
+            "base_mib": base,
+            "peak_mib": None,
+            "loop_mib": None,
+            "lifetime_peak_mib": loop_peak,
+            "data_mib": data,
+        }
     return {
         "base_mib": base,
         "peak_mib": max(load_peak, loop_peak) - base,
+        "data_mib": data,
         "loop_mib": loop_peak - before_loop,
     }
 
@@ -407,6 +499,8 @@ def run_side(side: str, workload: Workload, threads: int) -> dict[str, Any]:
         eval_s = float(np.mean(loop_evals))
         n = workload.eval_samples
         eval_samples = 70000 if n is None else 2 * n
+    if workload.same_steps:
+        result["first_loss_mean"] = float(np.mean(result["losses"][: workload.same_steps]))
     result.update(
         side=side,
         workload=asdict(workload),

@@ -519,11 +519,14 @@ def test_resuming_never_downloads_or_creates_folders(checkpointed_run, tmp_path,
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_resuming_on_another_thread_split_warns(checkpointed_run, capsys):
-    run = checkpointed_run(record_edit("trainer", "threads", value=64))
+def test_resuming_under_another_numpy_warns_and_another_thread_count_does_not(checkpointed_run, capsys):
+    run = checkpointed_run(record_edit("trainer", "numpy", value="1.0.0"))
     assert main(["train", "--resume", str(run), "--quiet", *EXTEND]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("dlscratch: warning: the saved run's arithmetic used 64 thread(s)")
+    assert err.startswith("dlscratch: warning: the saved run used NumPy 1.0.0, here ")
+    run = checkpointed_run(record_edit("trainer", "threads", value=64))
+    assert main(["train", "--resume", str(run), "--quiet", *EXTEND]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_the_unedited_copy_resumes(checkpointed_run, capsys):

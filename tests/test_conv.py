@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,3 +318,14 @@ def test_wrong_dout_shape_raises(rng):
 def test_bad_parameters_raise(W, b, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Convolution(W, b, **kwargs)
+
+
+def test_the_tour_shows_the_code_that_runs():
+    """docs/tour/ch7.md includes Convolution's own source, so the page and the layer cannot drift."""
+    root = Path(__file__).resolve().parents[1]
+    assert '--8<-- "src/dlscratch/layers/conv.py:convolution"' in (root / "docs/tour/ch7.md").read_text()
+    source = (root / "src/dlscratch/layers/conv.py").read_text()
+    section = source.split("# --8<-- [start:convolution]")[1].split("# --8<-- [end:convolution]")[0]
+    for method in (Convolution.forward, Convolution.backward, Convolution.backward_params):
+        assert inspect.getsource(method) in section
+    assert "im2col(" in section and "col2im(" in section

@@ -253,7 +253,7 @@ CHECKPOINT_PLACES = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::dlscratch.train.ResumeWarning")  # an edited thread count only warns
+@pytest.mark.filterwarnings("ignore::dlscratch.train.ResumeWarning")  # an edited NumPy version only warns
 @given(place=st.sampled_from(CHECKPOINT_PLACES), value=JSON, restore=st.booleans())
 def test_mutated_checkpoint(tmp_path, good_checkpoint, place, value, restore):
     """Any field of a checkpoint's record replaced: load_checkpoint and restore_checkpoint

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradcheck_helpers import assert_leaves_arguments_alone, assert_matches_torch, check_layer_numerically
@@ -188,3 +191,14 @@ def test_wrong_dout_shape_raises():
 def test_bad_settings_raise(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Pooling(*args, **kwargs)
+
+
+def test_the_tour_shows_the_code_that_runs():
+    """docs/tour/ch7.md includes Pooling's own forward and backward."""
+    root = Path(__file__).resolve().parents[1]
+    assert '--8<-- "src/dlscratch/layers/pooling.py:pooling"' in (root / "docs/tour/ch7.md").read_text()
+    source = (root / "src/dlscratch/layers/pooling.py").read_text()
+    section = source.split("# --8<-- [start:pooling]")[1].split("# --8<-- [end:pooling]")[0]
+    for method in (Pooling.forward, Pooling.backward):
+        assert inspect.getsource(method) in section
+    assert "im2col(" in section and "col2im(" in section

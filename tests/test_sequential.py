@@ -95,3 +95,37 @@ def test_accuracy_rejects_mismatched_or_empty(rng):
         network.accuracy(rng.random((3, 4)), np.array([0, 1]))
     with pytest.raises(ValueError, match="empty"):
         network.accuracy(np.zeros((0, 4)), np.zeros(0, dtype=int))
+
+
+def test_no_modes_and_no_side_effects_on_the_network(rng):
+    """Each call plans its own steps: nothing is left on the network between calls."""
+    from dlscratch import SimpleConvNet
+
+    network = SimpleConvNet(
+        (1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1}, 5, 3, seed=0
+    )
+    x, t = rng.standard_normal((4, 1, 8, 8)), np.array([0, 1, 2, 1])
+    attributes = dict(vars(network))
+    network.loss_and_gradient(x, t)
+    network.accuracy(x, t)
+    network.summary(print_fn=None)
+    assert vars(network).keys() == attributes.keys()
+    assert all(vars(network)[key] is value for key, value in attributes.items())
+
+
+def test_predict_runs_every_layer_one_by_one(rng, monkeypatch):
+    from dlscratch import Convolution, Pooling, SimpleConvNet
+
+    network = SimpleConvNet(
+        (1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1}, 5, 3, seed=0
+    )
+    ran = []
+    for layer_class in (Convolution, Relu, Pooling, Affine):
+        forward = layer_class.forward
+        monkeypatch.setattr(
+            layer_class,
+            "forward",
+            lambda self, *a, forward=forward, **k: ran.append(self) or forward(self, *a, **k),
+        )
+    network.predict(rng.standard_normal((2, 1, 8, 8)))
+    assert ran == list(network.layers.values())

@@ -20,6 +20,7 @@ from dlscratch.functions import (
 )
 from dlscratch.gradient import gradient_check, numerical_gradient
 from dlscratch.graph_picture import ComputationalGraph
+from dlscratch.kernels import get_num_threads, set_num_threads
 from dlscratch.layers import (
     AddLayer,
     Affine,
@@ -86,6 +87,7 @@ __all__ = [
     "col2im",
     "conv_output_size",
     "cross_entropy_error",
+    "get_num_threads",
     "get_optimizer",
     "gradient_check",
     "identity_function",
@@ -99,6 +101,7 @@ __all__ = [
     "restore_checkpoint",
     "save",
     "save_checkpoint",
+    "set_num_threads",
     "sigmoid",
     "sigmoid_grad",
     "softmax",

@@ -5,7 +5,7 @@ version 3, written atomically and flushed to disk:
 
     __meta__                 UTF-8 JSON: "network" (as in a model file), "trainer"
                              (Trainer.state_dict(): counters, sampler, history, optimizer,
-                             data fingerprint, thread split), "rng" (the layers' generators
+                             data fingerprint, NumPy version), "rng" (the layers' generators
                              and np.random's global state), "extra" (any JSON of yours)
     params/..., buffers/...  the network's arrays, as in a model file
     trainer/...              the arrays inside the trainer's state (the shuffled epoch, the
@@ -113,7 +113,7 @@ def restore_checkpoint(path: PathLike, trainer: Trainer) -> dict[str, Any]:
     type and hyperparameters, mini_batch_size, sampling, input_scale, evaluation samples,
     kind of seed (an int or None) and the same data (checked by fingerprint). The result is
     then bit for bit the weights and history of a run never interrupted, if the arithmetic
-    runs on the same thread split and NumPy (otherwise a ResumeWarning says so). max_iter
+    runs on the same NumPy (otherwise a ResumeWarning says so). max_iter
     may differ, to train for longer. The layers' generators and np.random's global state are
     set too (see the module's notes). Everything is checked first: on ValueError the
     trainer is untouched. Returns load_checkpoint(path), whose "extra" holds what was saved

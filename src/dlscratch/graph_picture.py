@@ -108,15 +108,22 @@ class _Edge:
 class ComputationalGraph:
     """A picture of MulLayer/AddLayer nodes wired as the steps say, with their values.
 
-    steps: one (output name, layer, x name, y name) per forward call, in the order they ran.
+    Parameters
+    ----------
+    steps : sequence of (str, layer, str, str)
+        One (output name, layer, x name, y name) per forward call, in the order they ran.
         A name that no step outputs is an input of the graph; a step output no other step
         uses is an output of the graph.
-    title: a line drawn above the graph.
+    title : str or None, default None
+        A line drawn above the graph.
 
-    Raises ValueError when a layer has not run forward, when a name is used before the
-    step that outputs it, or when the values the layers hold disagree with the wiring
-    (a node's cached input differs from the output it is said to come from, or a node's
-    dout from the sum of the gradients its consumers returned).
+    Raises
+    ------
+    ValueError
+        When a layer has not run forward, when a name is used before the step that
+        outputs it, or when the values the layers hold disagree with the wiring (a node's
+        cached input differs from the output it is said to come from, or a node's dout
+        from the sum of the gradients its consumers returned).
     """
 
     def __init__(self, steps: Sequence[Step], *, title: str | None = None) -> None:

@@ -8,14 +8,10 @@ the step count), so training can resume exactly.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from dlscratch._threads import run_parallel, split_count
 
 __all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
 
@@ -199,41 +195,13 @@ class Adam(Optimizer):
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         m, v = self._slot("m", key, param), self._slot("v", key, param)
-        _elementwise_in_parallel(self._update, param, grad, m, v)
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
-        t = self.step_count
-        # The formula above, computed in place through one scratch array in the order
-        # torch.optim.Adam uses: a temporary per operation would cost ten passes over
-        # memory and ten allocations the size of the parameter.
-        scratch = np.subtract(grad, m, out=np.empty_like(param))
-        scratch *= 1 - self.beta1
-        m += scratch  # m <- m + (1 - beta1)(dW - m)
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.beta2
-        v *= self.beta2
-        v += scratch  # v <- beta2 v + (1 - beta2) dW^2
-        denominator = np.sqrt(v, out=scratch)
-        denominator /= math.sqrt(1 - self.beta2**t)
-        denominator += self.eps  # sqrt(v_hat) + eps
-        step = np.divide(m, denominator, out=scratch)
-        step *= self.lr / (1 - self.beta1**t)  # lr * m_hat / (sqrt(v_hat) + eps)
-        param -= step
-
-
-_PARALLEL_MIN = 65536  # elements: smaller updates are not worth a thread
-
-
-def _elementwise_in_parallel(update: Callable[..., None], *arrays: np.ndarray) -> None:
-    """update(*arrays), where every element is updated on its own: large arrays are cut
-    into one contiguous piece per thread and the pieces updated at once (the same numbers)."""
-    count = min(split_count(), arrays[0].size // _PARALLEL_MIN)
-    if count < 2 or not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
-        update(*arrays)
-        return
-    flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-    bounds = [len(flat[0]) * i // count for i in range(count + 1)]
-    run_parallel([lambda a=a, b=b: update(*(f[a:b] for f in flat)) for a, b in itertools.pairwise(bounds)])
+        beta1, beta2, t = self.beta1, self.beta2, self.step_count
+        m += (grad - m) * (1 - beta1)  # m <- beta1 m + (1 - beta1) dW
+        v *= beta2
+        v += grad * grad * (1 - beta2)  # v <- beta2 v + (1 - beta2) dW^2
+        sqrt_v_hat = np.sqrt(v) / math.sqrt(1 - beta2**t)  # v_hat = v / (1 - beta2^t)
+        lr_t = self.lr / (1 - beta1**t)  # m_hat = m / (1 - beta1^t): its divisor joins lr
+        param -= m / (sqrt_v_hat + self.eps) * lr_t  # W <- W - lr m_hat / (sqrt(v_hat) + eps)
 
 
 _BY_NAME = {

@@ -86,8 +86,8 @@ class DivergenceError(FloatingPointError):
 
 
 class ResumeWarning(UserWarning):
-    """A run continues where its arithmetic differs from where it was saved (other thread
-    split or NumPy): the result will not be bit-identical to an unbroken run."""
+    """A run continues where its arithmetic differs from where it was saved (another
+    NumPy): the result may differ from an unbroken run's in the last bits."""
 
 
 @dataclass
@@ -390,7 +390,7 @@ class Trainer:
         counters, the batch sampler's position, the history, the optimizer's state (its
         starting lr when a schedule sets it), the schedule, the augmentation's generators,
         early stopping's progress and best weights, and what the numbers depend on (data
-        fingerprint, thread split). The network is not in it."""
+        fingerprint, NumPy version, thread count). The network is not in it."""
         if self._data_fingerprint is None:
             splits = [self.x_train, self.t_train, self.x_test, self.t_test]
             if self.x_val is not None:
@@ -438,9 +438,9 @@ class Trainer:
         kind of batch sampler, input_scale, evaluation samples, validation, schedule,
         augmentation, early stopping's settings and the data (by fingerprint) must be the
         saved run's; ValueError listing what differs, with the trainer untouched. max_iter
-        may differ, to train for longer. A different thread split or NumPy only warns
-        (ResumeWarning): the numbers may then differ in the last bits from the run
-        continued where it was saved. The network's arrays are the caller's to restore
+        may differ, to train for longer. Another NumPy only warns (ResumeWarning): the
+        numbers may then differ in the last bits from the run continued where it was saved;
+        another thread count changes nothing. The network's arrays are the caller's to restore
         (dlscratch.restore_checkpoint does both).
         """
         checked = train_state.check_state(state, self.network)

@@ -18,7 +18,8 @@ dlscratch.checkpoint stores that state in a file. The state (JSON data and array
                                                       settings, progress, the best weights
     input_scale, evaluation_samples                   settings that change the numbers
     data                                              a fingerprint of the data arrays
-    threads, numpy                                    what the arithmetic ran on
+    threads, numpy                                    what the arithmetic ran on (the thread
+                                                      count only for the record)
 
 Checking treats every field as untrusted: kinds and ranges, then the counters against
 each other (the losses recorded are current_iter, the optimizer's steps are current_iter,
@@ -41,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from dlscratch import optim as optim_module
-from dlscratch._threads import split_count
 from dlscratch.augment import augmentation_from_config
+from dlscratch.kernels.parallel import get_num_threads
 from dlscratch.optim import Optimizer
 from dlscratch.records import choice, field, integer, number, or_none, short
 from dlscratch.schedules import schedule_from_config
@@ -121,8 +122,9 @@ def data_fingerprint(*arrays: np.ndarray) -> str:
 
 
 def arithmetic() -> dict[str, Any]:
-    """What the arithmetic runs on here: the threads work is split across, NumPy's version."""
-    return {"threads": split_count(), "numpy": np.__version__}
+    """What the arithmetic runs on here: NumPy's version, and (for the record: the kernels
+    give the same bits on any number) the threads the fast kernels use."""
+    return {"threads": get_num_threads(), "numpy": np.__version__}
 
 
 def network_state_arrays(network: Any) -> dict[str, np.ndarray]:
@@ -432,9 +434,9 @@ def _array_problems(expected: dict[str, np.ndarray], found: dict[str, Any]) -> l
 def mismatches(checked: dict[str, Any], trainer: Any, ours: dict[str, Any]) -> list[str]:
     """Why trainer, whose own state is ours, cannot continue the checked state's run.
 
-    Each as "X is A in the saved state, B here"; empty when it can. The thread split and
-    NumPy version are not among them: they change the last bits only (see
-    continuation_warnings).
+    Each as "X is A in the saved state, B here"; empty when it can. The thread count and
+    NumPy version are not among them: the first changes nothing, the second the last bits
+    only (see continuation_warnings).
     """
     saved_optimizer, our_optimizer = checked["optimizer"], trainer.optimizer
     pairs = [
@@ -481,16 +483,15 @@ def _settings(early_stopping: dict[str, Any] | None) -> Any:
 
 
 def continuation_warnings(checked: dict[str, Any]) -> list[str]:
-    """What makes a continuation here not bit-identical to the run continued where it was saved."""
+    """What makes a continuation here not bit-identical to the run continued where it was
+    saved: another NumPy. (Another thread count does not: dlscratch.kernels cut their work
+    into the same chunks on any number of threads.)"""
     here = arithmetic()
+    if checked["numpy"] == here["numpy"]:
+        return []
     return [
-        f"the saved run's arithmetic used {checked['threads']} thread(s), here {here['threads']}: "
-        "the continuation will not be bit-identical to an unbroken run"
-        if key == "threads"
-        else f"the saved run used NumPy {checked['numpy']}, here {here['numpy']}: "
+        f"the saved run used NumPy {checked['numpy']}, here {here['numpy']}: "
         "the continuation may differ from an unbroken run in the last bits"
-        for key in ("threads", "numpy")
-        if checked[key] != here[key]
     ]
 
 

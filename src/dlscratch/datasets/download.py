@@ -47,8 +47,14 @@ _MIRROR_ERRORS = (OSError, http.client.HTTPException, ValueError)
 class DownloadError(OSError):
     """No mirror delivered a file.
 
-    ``name``: the file; ``dest_dir``: the folder it was meant for; ``failures``: a list
-    of ``(url, reason)``, one per mirror tried, in order.
+    Parameters
+    ----------
+    name : str
+        The file.
+    dest_dir : Path
+        The folder it was meant for.
+    failures : list of (str, str)
+        (url, reason), one per mirror tried, in order.
     """
 
     def __init__(self, name: str, dest_dir: Path, failures: list[tuple[str, str]]) -> None:

@@ -55,11 +55,28 @@ Dataset = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 class DatasetSpec:
     """Where a data set lives: its folder name, mirrors, checksums and system folders.
 
-    ``md5`` maps each name in FILES to the md5 of the published ``.gz``, ``sizes`` to its
-    size in bytes (a download may be no larger; a name without a size is not capped).
-    ``classes``: the name of each label, in label order.
     Tests and users swap a spec in ``DATASETS`` (``dataclasses.replace``) to point at
     other mirrors.
+
+    Parameters
+    ----------
+    name : str
+        The folder name under the data directory, e.g. "fashion-mnist".
+    title : str
+        The name shown in messages, e.g. "Fashion-MNIST".
+    mirrors : tuple of str
+        Base URLs tried in turn, each ending with "/".
+    md5 : mapping of str to str
+        Each name in FILES -> the md5 of the published ``.gz``.
+    system_dirs : tuple of str, default ()
+        Folders searched after the cache, such as a Debian package's.
+    hint : str, default ""
+        A sentence added to the "not found" message (how to install the files).
+    sizes : mapping of str to int, default {}
+        Each name -> its published size in bytes: a download may be no larger (a name
+        without a size is not capped).
+    classes : tuple of str, default the digits "0" to "9"
+        The name of each label, in label order.
     """
 
     name: str
@@ -135,10 +152,22 @@ DATASETS: dict[str, DatasetSpec] = {
 class DatasetNotFoundError(FileNotFoundError):
     """Some files of a data set are neither on disk nor downloadable.
 
-    ``missing``: the file names; ``folder``: where to put them; ``dataset``: the data
-    set's name (a key of DATASETS); ``looked_in``: the folders searched; ``reason``: why
-    nothing was downloaded (downloads off, or each mirror tried with why it failed). The
-    message says all of it.
+    Parameters
+    ----------
+    message : str
+        What is missing and where it was looked for: the files, the folders looked in,
+        and each mirror tried with why it failed.
+    missing : list of str
+        The file names.
+    folder : Path
+        Where to put them.
+    dataset : str, default ""
+        The data set's name (a key of DATASETS).
+    looked_in : tuple of Path, default ()
+        The folders searched.
+    reason : str, default ""
+        Why nothing was downloaded: downloads off, or each mirror tried with why it
+        failed (the command line words its own message from these parts).
     """
 
     def __init__(

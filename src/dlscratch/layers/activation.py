@@ -35,7 +35,13 @@ class Relu(Layer):
 
 
 class LeakyRelu(Layer):
-    """y = x for x > 0, else alpha * x; any shape."""
+    """y = x for x > 0, else alpha * x; any shape.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        The slope for x <= 0.
+    """
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()

@@ -12,9 +12,15 @@ from dlscratch.layers.base import Layer, check_same_shape, in_param_dtype, param
 class Affine(Layer):
     """y = x @ W + b.
 
-    x: (N, D) or (N, *dims) flattened to (N, D); W: (D, M); b: (M,). Returns (N, M);
-    backward returns dx in x's original shape. x of another float dtype than W is
-    converted to W's first.
+    x: (N, D) or (N, *dims) flattened to (N, D); returns (N, M); backward returns dx in
+    x's original shape. x of another float dtype than W is converted to W's first.
+
+    Parameters
+    ----------
+    W : ndarray, shape (D, M)
+        The weights, floating point; used (and updated by optimizers) in place.
+    b : ndarray, shape (M,)
+        The biases.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:

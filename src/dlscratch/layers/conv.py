@@ -3,6 +3,8 @@
 im2col unrolls every filter-sized window of an image batch into a row, so a convolution
 becomes one matrix product; col2im is its transpose, adding each row back onto the
 pixels it came from (overlapping windows add up), which is exactly what backward needs.
+This is the readable tier, computed as the book computes it; the networks train on the
+fast kernels of dlscratch.kernels, which are tested against it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from dlscratch.layers.base import Layer, check_ndim, check_same_shape, in_param_dtype, param_alias
-from dlscratch.layers.conv_shifted import shifted_backward, shifted_forward, weights_with_bias
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
@@ -140,13 +141,11 @@ class Convolution(Layer):
 
     x: (N, C, H, W), converted to W's dtype if it differs; W: (FN, C, FH, FW); b: (FN,).
     Returns (N, FN, OH, OW) with OH = floor((H + 2 pad - FH) / stride) + 1 (likewise OW).
-    With col = im2col(x) per image as a (C FH FW, OH OW) matrix and Wm = W as (FN, C FH FW):
-        out = Wm @ col + b,   dW = sum_n dout @ col.T,   db = sum of dout over n, y, x,
-        dx = col2im(Wm.T @ dout).
-    backward_params(dout) computes dW and db only (a network's first layer needs no dx).
-    With stride 1 the same sums come from shifted slices of the padded
-    image instead of a column matrix (layers/conv_shifted.py explains how); other strides
-    build the columns as written above.
+    As the book computes it: with col = im2col(x), one row per output position, and
+    col_W = W as (C FH FW, FN) columns,
+        out = col @ col_W + b,   dW = col.T @ dout,   db = sum of dout,   dx = col2im(dout @ col_W.T),
+    dout taken as one row per output position. backward_params(dout) computes dW and db
+    only (a network's first layer needs no dx).
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
@@ -161,10 +160,11 @@ class Convolution(Layer):
         self.stride, self.pad = operator.index(stride), operator.index(pad)
         if self.stride < 1 or self.pad < 0:
             raise ValueError(f"Convolution expected stride >= 1 and pad >= 0, got stride={stride}, pad={pad}")
-        self._x_shape: tuple[int, ...] = ()
+        # kept by forward for backward, as in the book
+        self.x: np.ndarray | None = None
+        self.col: np.ndarray | None = None
+        self.col_W: np.ndarray | None = None
         self._out_shape: tuple[int, ...] = ()
-        self._col: np.ndarray | None = None  # stride > 1: (N, C FH FW + 1, OH OW), reused
-        self._x: np.ndarray | None = None  # the input, kept with stride 1 instead of the columns
 
     # the book's attribute names, kept for learners
     W = param_alias("W")
@@ -188,73 +188,36 @@ class Convolution(Layer):
         out_h, out_w = output_hw("Convolution", x.shape, FH, FW, self.stride, self.pad)
         return x, out_h, out_w
 
+    # --8<-- [start:convolution]
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, out_h, out_w = self.check_input(x)
-        FN, C, FH, FW = self.W.shape
-        N, k = len(x), C * FH * FW
-        self._x_shape, self._out_shape = x.shape, (N, FN, out_h, out_w)
-        if self.stride == 1:  # the same sums without im2col's strided copies (conv_shifted.py)
-            self._x = x
-            out = np.empty(self._out_shape, dtype=x.dtype)
-
-            def emit(images: slice, output: np.ndarray) -> None:
-                out[images].transpose(1, 0, 2, 3)[...] = output  # output: (FN, n, OH, OW)
-
-            shifted_forward(x, self.W, self.b, self.pad, emit)
-            return out
-        col = self._columns_buffer(N, k, out_h * out_w, x.dtype)
-        _fill_columns(col[:, :k].reshape(N, C, FH, FW, out_h, out_w), pad_images(x, self.pad), self.stride)
-        weights = weights_with_bias(self.W, self.b, x.dtype)
-        # one (FN, k+1) @ (k+1, OH OW) product per image, written straight in (N, FN, OH OW) order
-        return np.matmul(weights, col).reshape(N, FN, out_h, out_w)
-
-    def _columns_buffer(self, N: int, k: int, positions: int, dtype: np.dtype) -> np.ndarray:
-        """The (N, k + 1, positions) im2col buffer, last row all ones; kept while shapes repeat."""
-        col = self._col
-        if col is None or col.shape != (N, k + 1, positions) or col.dtype != dtype:
-            col = np.empty((N, k + 1, positions), dtype=dtype)
-            col[:, k] = 1
-            self._col = col
-        return col
+        FN, _, FH, FW = self.W.shape
+        N = len(x)
+        col = im2col(x, FH, FW, self.stride, self.pad)  # (N OH OW, C FH FW)
+        col_W = self.W.reshape(FN, -1).T  # (C FH FW, FN)
+        out = col @ col_W + self.b  # (N OH OW, FN): every output position in one product
+        out = out.reshape(N, out_h, out_w, FN).transpose(0, 3, 1, 2)
+        self.x, self.col, self.col_W = x, col, col_W
+        self._out_shape = out.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dx (N, C, H, W); dW and db are kept in grads."""
-        return self._backward(dout, with_dx=True)
+        dout = self._params_backward(dout)
+        dcol = dout @ self.col_W.T  # (N OH OW, C FH FW)
+        return col2im(dcol, self.x.shape, *self.W.shape[2:], self.stride, self.pad)
 
     def backward_params(self, dout: np.ndarray) -> None:
         """backward without dx: only dW and db (a network's first layer needs no dx)."""
-        self._backward(dout, with_dx=False)
+        self._params_backward(dout)
 
-    def _backward(self, dout: np.ndarray, with_dx: bool) -> np.ndarray | None:
+    def _params_backward(self, dout: np.ndarray) -> np.ndarray:
+        """dW and db into grads; returns dout as one row per output position, (N OH OW, FN)."""
         check_same_shape(self, dout, self._out_shape)
-        if self.stride == 1:
+        FN = len(self.W)
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        self.grads["W"][...] = (self.col.T @ dout).T.reshape(self.W.shape)
+        self.grads["b"][...] = dout.sum(axis=0)
+        return dout
 
-            def spread(images: slice, dgrid: np.ndarray) -> None:
-                dgrid[...] = dout[images].transpose(1, 0, 2, 3)  # dgrid: (FN, n, OH, OW)
-
-            dW, db, dx = shifted_backward(self._x, self.W, self.pad, spread, with_dx)
-            self.grads["W"][...] = dW
-            self.grads["b"][...] = db
-            return dx
-        N, C, H, W = self._x_shape
-        FN, _, FH, FW = self.W.shape
-        col, k, pad = self._col, C * FH * FW, self.pad
-        dout = dout.reshape(N, FN, col.shape[2])
-        # [col; ones] @ dout.T = [dW | db].T per image; their sum over the batch is the
-        # gradient (this orientation of the product is the faster one for OpenBLAS)
-        grads = np.matmul(col, dout.transpose(0, 2, 1)).sum(axis=0)
-        self.grads["W"][...] = grads[:k].T.reshape(self.W.shape)
-        self.grads["b"][...] = grads[k]
-        if not with_dx:
-            return None
-        # dx = col2im(Wm.T @ dout), one filter offset at a time: the pixels at offset (i, j)
-        # of every window receive W[:, :, i, j].T @ dout. Same sums as the book's, but the
-        # (N, C FH FW, OH OW) dcol never exists, so each piece is added while still in cache.
-        W_by_offset = np.ascontiguousarray(self.W.transpose(2, 3, 1, 0), dtype=col.dtype)  # (FH, FW, C, FN)
-        dx = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
-        out_h, out_w = self._out_shape[2:]
-        for i in range(FH):
-            for j in range(FW):
-                piece = np.matmul(W_by_offset[i, j], dout).reshape(N, C, out_h, out_w)
-                window(dx, i, j, self.stride, out_h, out_w)[...] += piece
-        return dx[:, :, pad : pad + H, pad : pad + W]
+    # --8<-- [end:convolution]

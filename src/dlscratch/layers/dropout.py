@@ -20,10 +20,19 @@ class Dropout(Layer):
     differently at the same learning rate. backward multiplies dout by what forward
     multiplied x by.
 
-    seed: an int or np.random.Generator gives the layer its own generator; None draws from
-        NumPy's global state (``np.random.rand``), so ``np.random.seed`` repeats the book's runs.
-    fixed_mask: None (a fresh mask every training forward), or a boolean array of the
-        input's shape used instead, so a gradient check sees one fixed function.
+    ``fixed_mask``: None (a fresh mask every training forward), or a boolean array of the
+    input's shape used instead, so a gradient check sees one fixed function.
+
+    Parameters
+    ----------
+    dropout_ratio : float, default 0.5
+        The probability of dropping a unit, in [0, 1).
+    inverted : bool, default False
+        Scale by 1 / (1 - dropout_ratio) while training instead of by (1 - dropout_ratio)
+        at test time.
+    seed : int, np.random.Generator or None, default None
+        The layer's own generator (an int seeds one); None draws from NumPy's global state
+        (``np.random.rand``), so ``np.random.seed`` repeats the book's runs.
     """
 
     uses_train_flag = True

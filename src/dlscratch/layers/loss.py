@@ -20,6 +20,11 @@ class SoftmaxWithLoss(Layer):
 
     forward(x, t): x scores (N, C); t one-hot (N, C) or class indices (N,) (or (N, 1)).
     Returns the loss. backward(dout=1): dL/dx = dout * (softmax(x) - onehot(t)) / N, (N, C).
+
+    Parameters
+    ----------
+    exact : bool, default True
+        Compute the loss exactly; False adds the book's 1e-7 inside the log.
     """
 
     def __init__(self, *, exact: bool = True) -> None:

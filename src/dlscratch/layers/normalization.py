@@ -28,6 +28,20 @@ class BatchNormalization(Layer):
         book_statistics=True: running_var starts at zeros and follows the biased
         variance, as the book's layer (whose eps is 1e-6).
     forward(x, train_flg=False) normalises with running_mean and running_var instead.
+
+    Parameters
+    ----------
+    gamma, beta : ndarray, shape (D,), (C,) or (C * H * W,)
+        The scale and shift, floating point, of the same shape.
+    momentum : float, default 0.9
+        How much of the running statistics each training batch keeps, in [0, 1].
+    running_mean, running_var : ndarray or None, default None
+        Starting statistics of gamma's shape; None starts at zeros and ones (zeros and
+        zeros with book_statistics).
+    eps : float, default 1e-7
+        Added to the variance before the square root, > 0.
+    book_statistics : bool, default False
+        Keep the book's running statistics (see above).
     """
 
     uses_train_flag = True

@@ -1,4 +1,8 @@
-"""Pooling (chapter 7): the maximum or the mean of each window, channel by channel."""
+"""Pooling (chapter 7): the maximum or the mean of each window, channel by channel.
+
+Computed as the book does, through im2col: every window becomes a row, the row's maximum
+(or mean) is the output, and backward puts each window's gradient back with col2im.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from dlscratch.layers.base import Layer, check_float, check_ndim, check_same_shape
-from dlscratch.layers.conv import output_hw, pad_images, window
+from dlscratch.layers.conv import col2im, im2col, output_hw, pad_images
 
 _MODES = ("max", "avg")
 
@@ -47,8 +51,9 @@ class Pooling(Layer):
         self.mode = mode
         self._x_shape: tuple[int, ...] = ()
         self._out_shape: tuple[int, ...] = ()
+        self._padded_shape: tuple[int, ...] = ()
         self._dtype = np.dtype(np.float64)
-        self._argmax: np.ndarray | None = None  # window offset of each max, row-major
+        self.arg_max: np.ndarray | None = None  # mode "max": which entry of each window won
 
     def config(self) -> dict[str, Any]:
         return {
@@ -59,52 +64,38 @@ class Pooling(Layer):
             "mode": self.mode,
         }
 
-    def _offsets(self) -> list[tuple[int, int]]:
-        """The (i, j) positions inside a window, row-major: offset k is (k // pool_w, k % pool_w)."""
-        return [(i, j) for i in range(self.pool_h) for j in range(self.pool_w)]
-
+    # --8<-- [start:pooling]
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float(self, x)
         check_ndim(self, x, (4,), "input of shape (N, C, H, W)")
         out_h, out_w = output_hw("Pooling", x.shape, self.pool_h, self.pool_w, self.stride, self.pad)
-        self._x_shape, self._out_shape, self._dtype = x.shape, (*x.shape[:2], out_h, out_w), x.dtype
-        images = pad_images(x, self.pad, -np.inf if self.mode == "max" else 0.0)
-        # one view per window offset, each (N, C, OH, OW): a loop over offsets, not positions
-        windows = [window(images, i, j, self.stride, out_h, out_w) for i, j in self._offsets()]
-        out = windows[0].copy()
-        if self.mode == "avg":
-            for w in windows[1:]:
-                out += w
-            out *= 1 / len(windows)  # a Python float: NumPy keeps out's dtype
-            return out
-        # offset k of the window holds the max; uint8 unless the window is huge
-        argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(windows) - 1))
-        for k, w in enumerate(windows[1:], start=1):
-            improves = w > out  # strictly: on a tie the earlier offset keeps the max
-            # k grows, so max(argmax, k * improves) keeps the last offset that improved the
-            # running max: the window's first argmax (a masked assignment is much slower)
-            np.maximum(argmax, improves * argmax.dtype.type(k), out=argmax)
-            np.maximum(out, w, out=out)
-        self._argmax = argmax
+        N, C = x.shape[:2]
+        # the book pads with zeros, which would win the max of a window of negative values
+        padded = pad_images(x, self.pad, -np.inf if self.mode == "max" else 0.0)
+        col = im2col(padded, self.pool_h, self.pool_w, self.stride)  # (N OH OW, C pool_h pool_w)
+        col = col.reshape(-1, self.pool_h * self.pool_w)  # one window per row, (N OH OW C, pool_h pool_w)
+        if self.mode == "max":
+            self.arg_max = np.argmax(col, axis=1)  # the first maximum on ties, as torch's max_pool2d
+            out = np.max(col, axis=1)
+        else:
+            out = np.mean(col, axis=1)
+        out = out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+        self._x_shape, self._padded_shape, self._out_shape = x.shape, padded.shape, out.shape
+        self._dtype = x.dtype
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         check_same_shape(self, dout, self._out_shape)
         N, C, H, W = self._x_shape
-        pad, (out_h, out_w) = self.pad, self._out_shape[2:]
-        # stride == window size and no leftover rows or columns: the windows tile the
-        # input, each pixel is in exactly one
-        tiled = self.stride == self.pool_h == self.pool_w and (out_h * self.stride, out_w * self.stride) == (
-            H + 2 * pad,
-            W + 2 * pad,
-        )
-        dx = (np.empty if tiled else np.zeros)((N, C, H + 2 * pad, W + 2 * pad), dtype=self._dtype)
-        for k, (i, j) in enumerate(self._offsets()):
-            # the part of dout that offset k of each window receives
-            weight = self._argmax == k if self.mode == "max" else 1 / (self.pool_h * self.pool_w)
-            target = window(dx, i, j, self.stride, out_h, out_w)
-            if tiled:  # fast path: write straight into the pixels, no temporary
-                np.multiply(dout, weight, out=target)
-            else:  # windows may overlap or leave gaps: pixels sum what their windows send
-                target += dout * weight
+        pad, size = self.pad, self.pool_h * self.pool_w
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1)  # one entry per window, in col's row order
+        dcol = np.zeros((dout.size, size), dtype=self._dtype)
+        if self.mode == "max":  # a window's gradient goes to its maximum
+            dcol[np.arange(dout.size), self.arg_max] = dout
+        else:  # ... or evenly to all its entries
+            dcol[...] = dout[:, None] / size
+        dcol = dcol.reshape(N * self._out_shape[2] * self._out_shape[3], C * size)
+        dx = col2im(dcol, self._padded_shape, self.pool_h, self.pool_w, self.stride)
         return dx[:, :, pad : pad + H, pad : pad + W]
+
+    # --8<-- [end:pooling]

@@ -59,11 +59,27 @@ def _pool_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
 class SimpleConvNet(Sequential):
     """Conv -> ReLU -> 2x2 max pool -> Affine -> ReLU -> Affine, the net of chapter 7.
 
-    input_dim: (C, H, W) of each image; conv_param: filter_num, filter_size, pad, stride.
     Input (N, C, H, W), output scores (N, output_size). params: W1 b1 (convolution),
     W2 b2, W3 b3 (the affine layers); layers Conv1 Relu1 Pool1 Affine1 Relu2 Affine2.
-    Keyword-only: seed, dtype, as for TwoLayerNet.
-    """
+
+    Parameters
+    ----------
+    input_dim : (int, int, int), default (1, 28, 28)
+        (C, H, W) of each image.
+    conv_param : dict or None, default None
+        The convolution's filter_num, filter_size, pad and stride; None is the book's
+        {'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1}.
+    hidden_size : int, default 100
+        The width of the hidden affine layer.
+    output_size : int, default 10
+        The number of scores.
+    weight_init_std : float or str, default 0.01
+        The standard deviation of the initial weights, or a rule's name ('he', 'xavier').
+    seed : int, np.random.Generator or None, default None
+        The source of the initial weights (and of dropout masks); None uses np.random's
+        global state, so ``np.random.seed`` works as in the book.
+    dtype : float32 or float64, default float64
+        The dtype of every parameter (float64 as the book)."""
 
     def __init__(
         self,
@@ -127,12 +143,30 @@ class DeepConvNet(Sequential):
 
     (conv -> ReLU -> conv -> ReLU -> 2x2 max pool) three times, then Affine -> ReLU ->
     Dropout(0.5) -> Affine -> Dropout(0.5). Weights use He initialisation, as in the book.
-    conv_param_1 ... conv_param_6 as in the book (3x3 filters; 16, 16, 32, 32, 64, 64 of
-    them; the fourth padded by 2). Input (N, C, H, W), output (N, output_size).
-    Keyword-only: seed, dtype, and two extras the book does not have: ``use_batchnorm``
-    puts a BatchNormalization (per channel) before every ReLU, ``dropout_ratio`` sets
-    both dropouts (0 removes them) and ``inverted_dropout`` makes them inverted (see Dropout).
-    """
+    Input (N, C, H, W), output (N, output_size).
+
+    Parameters
+    ----------
+    input_dim : (int, int, int), default (1, 28, 28)
+        (C, H, W) of each image.
+    conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6 : dict
+        Each convolution's filter_num, filter_size, pad and stride; the book's by default
+        (3x3 filters; 16, 16, 32, 32, 64, 64 of them; the fourth padded by 2).
+    hidden_size : int, default 50
+        The width of the hidden affine layer.
+    output_size : int, default 10
+        The number of scores.
+    use_batchnorm : bool, default False
+        Not in the book: a BatchNormalization (per channel) before every ReLU.
+    dropout_ratio : float, default 0.5
+        Not in the book: the ratio of both dropouts (0 removes them).
+    inverted_dropout : bool, default False
+        Not in the book: inverted dropouts (see Dropout).
+    seed : int, np.random.Generator or None, default None
+        The source of the initial weights (and of dropout masks); None uses np.random's
+        global state, so ``np.random.seed`` works as in the book.
+    dtype : float32 or float64, default float64
+        The dtype of every parameter (float64 as the book)."""
 
     # as the book's: 100 images at a time keep the 16 x 28 x 28 activations near 5 MB a
     # layer (1000 at a time, as dense nets, raised the bench's loop peak by about 180 MiB

@@ -31,13 +31,40 @@ def _check_sizes(name: str, input_size: int, hidden_size_list: Sequence[int], ou
 class MultiLayerNetExtend(Sequential):
     """Affine -> [BatchNorm] -> activation -> [Dropout], once per hidden size, then Affine.
 
-    The book's signature (chapter 6), where it spells the dropout argument
-    ``dropout_ration``; ``dropout_ratio`` works too. Layers are named as in the book
-    (Affine1, BatchNorm1, Activation_function1, Dropout1, ...), params W1 b1 gamma1 beta1 ...
-    weight_init_std: a number, or 'relu'/'he' (sqrt(2/n)) or 'sigmoid'/'xavier' (sqrt(1/n)).
-    Keyword-only: seed (an int, a Generator, or None for np.random's global state), dtype,
-    and inverted_dropout (Dropout's inverted form instead of the book's; see Dropout).
-    """
+    The book's network of chapter 6, with its signature. Input (N, input_size), scores
+    (N, output_size). Layers are named as in the book (Affine1, BatchNorm1,
+    Activation_function1, Dropout1, ...), params W1 b1 gamma1 beta1 ...
+
+    Parameters
+    ----------
+    input_size : int
+        The width of the input.
+    hidden_size_list : sequence of int
+        The width of each hidden layer.
+    output_size : int
+        The number of scores.
+    activation : {'relu', 'sigmoid'}, default 'relu'
+        The activation after each hidden layer.
+    weight_init_std : float or str, default 'relu'
+        The standard deviation of the initial weights, or 'relu'/'he' (sqrt(2 / n)) or
+        'sigmoid'/'xavier' (sqrt(1 / n)), n the layer's inputs.
+    weight_decay_lambda : float, default 0
+        L2 strength: the loss gains 0.5 * lambda * sum(W ** 2) over the weights.
+    use_dropout : bool, default False
+        A Dropout after each activation.
+    dropout_ration : float, default 0.5
+        The dropout ratio, under the book's spelling; ``dropout_ratio`` overrides it.
+    use_batchnorm : bool, default False
+        A BatchNormalization before each activation.
+    dropout_ratio : float or None, default None
+        The dropout ratio, correctly spelt.
+    inverted_dropout : bool, default False
+        Dropout's inverted form instead of the book's (see Dropout).
+    seed : int, np.random.Generator or None, default None
+        The source of the initial weights (and of dropout masks); None uses np.random's
+        global state, so ``np.random.seed`` works as in the book.
+    dtype : float32 or float64, default float64
+        The dtype of every parameter (float64 as the book)."""
 
     # the layer classes it builds its batch norm and loss from (dlscratch.book swaps in the book's)
     batch_norm_class: ClassVar[type[BatchNormalization]] = BatchNormalization
@@ -102,7 +129,17 @@ class MultiLayerNetExtend(Sequential):
 
 
 class MultiLayerNet(MultiLayerNetExtend):
-    """The plain fully connected net of chapter 6: (Affine -> activation) per hidden size, then Affine."""
+    """The plain fully connected net of chapter 6: (Affine -> activation) per hidden size, then Affine.
+
+    Parameters
+    ----------
+    input_size, hidden_size_list, output_size, activation, weight_init_std, weight_decay_lambda
+        As for MultiLayerNetExtend.
+    seed : int, np.random.Generator or None, default None
+        The source of the initial weights (and of dropout masks); None uses np.random's
+        global state, so ``np.random.seed`` works as in the book.
+    dtype : float32 or float64, default float64
+        The dtype of every parameter (float64 as the book)."""
 
     def __init__(
         self,

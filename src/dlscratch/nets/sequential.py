@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dlscratch._threads import single_threaded_blas
 from dlscratch.functions import as_class_indices
 from dlscratch.gradient import numerical_gradient as _numerical_gradient
-from dlscratch.layers.conv import Convolution
-from dlscratch.layers.fused import ConvReluPool
+from dlscratch.kernels import plan_steps, running
 from dlscratch.layers.loss import SoftmaxWithLoss
 
 
@@ -29,11 +27,11 @@ class Sequential:
     weight_decay_lambda: L2 strength; the loss gains 0.5 * lambda * sum(W**2) over every
         weight W and each dW gains lambda * W.
 
-    For speed, ``loss_and_gradient`` and ``accuracy`` run each Convolution -> Relu ->
-    2x2 max Pooling as one fused step (dlscratch.layers.fused: the same numbers, computed
-    in an order that suits NumPy); nobody sees the layers in between there. ``predict``
-    and ``loss`` run the layers one by one, so a backward loop written as in the book
-    finds every layer's cache.
+    ``predict`` and ``loss`` run the layers one by one, as the book does, so a backward
+    loop written as in the book finds every layer's cache. ``loss_and_gradient`` and
+    ``accuracy``, where nobody looks at the layers in between, plan their own steps on
+    each call (dlscratch.kernels.plan_steps): every Convolution, with the Relu and 2x2
+    max Pooling after it, runs on a fast kernel that computes what the layers compute.
     """
 
     # the loss layer's class when none is given (dlscratch.book swaps in the book's)
@@ -62,49 +60,10 @@ class Sequential:
             for name, array in layer_params.items():
                 self.params[f"{name}{weighted}"] = array
                 self._owners[f"{name}{weighted}"] = (layer, name)
-        self._fused: dict[tuple[int, ...], ConvReluPool] = {}  # kept: forward leaves backward its switches
-        self._fuse = False  # set while loss_and_gradient or accuracy runs predict
-        self._steps: list[Any] = []  # what the last predict ran, for the backward pass
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
-        """Scores before the softmax: (N, ...) in, (N, classes) out."""
-        self._steps = self._fused_steps() if getattr(self, "_fuse", False) else list(self.layers.values())
-        for step in self._steps:
-            if isinstance(step, ConvReluPool) or getattr(step, "uses_train_flag", False):
-                x = step.forward(x, train_flg)
-            else:
-                x = step.forward(x)
-        return x
-
-    def _fused_steps(self) -> list[Any]:
-        """The layers in order, each Convolution -> Relu -> 2x2 max Pooling as one ConvReluPool."""
-        if not hasattr(self, "_fused"):  # a network built without __init__ (unpickled, copied)
-            self._fused = {}
-        layers, steps, i = list(self.layers.values()), [], 0
-        while i < len(layers):
-            group = layers[i : i + 3]
-            if ConvReluPool.applies(group):
-                key = tuple(map(id, group))
-                fused = self._fused.get(key)
-                if fused is None or any(a is not b for a, b in zip(fused.layers, group, strict=True)):
-                    fused = self._fused[key] = ConvReluPool(*group)
-                steps.append(fused)
-                i += 3
-            else:
-                steps.append(layers[i])
-                i += 1
-        return steps
-
-    def _blas_policy(self) -> AbstractContextManager[None]:
-        """Single-threaded matrix products for a network with stride-1 convolutions.
-
-        Those split their images across threads themselves (layers/conv_shifted.py); a
-        BLAS pool busy-waiting on the other cores after each multi-threaded product would
-        only slow them down. Other networks keep the BLAS's own threads.
-        """
-        if any(_splits_its_images(step) for step in self._fused_steps()):
-            return single_threaded_blas()
-        return nullcontext()
+        """Scores before the softmax: (N, ...) in, (N, classes) out, the layers one by one."""
+        return _run_forward(self.layers.values(), x, train_flg)
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
         """The loss layer's value on (x, t), plus the weight-decay term."""
@@ -136,15 +95,12 @@ class Sequential:
         if len(t) != len(x):
             raise ValueError(f"accuracy got {len(x)} samples but {len(t)} labels")
         correct = 0
-        self._fuse = True
-        try:
-            with self._blas_policy():
-                for start in range(0, len(x), batch_size):
-                    scores = self.predict(x[start : start + batch_size], train_flg=False)
-                    labels = as_class_indices(scores, t[start : start + batch_size])
-                    correct += int(np.sum(scores.argmax(axis=1) == labels))
-        finally:
-            self._fuse = False
+        steps = plan_steps(list(self.layers.values()))
+        with running(steps):
+            for start in range(0, len(x), batch_size):
+                scores = _run_forward(steps, x[start : start + batch_size], train_flg=False)
+                labels = as_class_indices(scores, t[start : start + batch_size])
+                correct += int(np.sum(scores.argmax(axis=1) == labels))
         return correct / len(x)
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
@@ -170,17 +126,15 @@ class Sequential:
         For training loops that use the gradients at once: the arrays are the layers' own
         gradient buffers (or, with weight decay, dW + lambda * W), rewritten by the next call.
         """
-        self._fuse, self._steps = True, list(self.layers.values())
-        with self._blas_policy():
-            try:
-                loss = self.loss(x, t, train_flg=True)
-            finally:
-                self._fuse = False
+        steps = plan_steps(list(self.layers.values()))
+        with running(steps):
+            scores = _run_forward(steps, x, train_flg=True)
+            loss = self.lastLayer.forward(scores, t) + self._weight_decay_loss()
             dout = self.lastLayer.backward(1)
-            *later, first = reversed(self._steps)  # the layers, or fused groups of them, predict ran
+            *later, first = reversed(steps)
             for step in later:
                 dout = step.backward(dout)
-            # nobody needs the gradient with respect to the data: skip its cost where a layer can
+            # nobody needs the gradient with respect to the data: skip its cost where a step can
             getattr(first, "backward_params", first.backward)(dout)
         grads = {key: layer.grads[name] for key, (layer, name) in self._owners.items()}
         if self.weight_decay_lambda:
@@ -238,44 +192,58 @@ class Sequential:
         for name, array in arrays.items():
             targets[name][...] = array
 
-    def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
-        """The layers as a table: name, type, output shape and parameter count, then the total.
+    def summary(
+        self, input_shape: tuple[int, ...] | None = None, print_fn: Callable[[str], Any] | None = print
+    ) -> str:
+        """Print the layers as a table, as Keras does, and return the text.
 
-        input_shape: one sample's shape, e.g. (784,) or (1, 28, 28); by default the
-        network's own (``input_size`` or ``input_dim`` of its config, else the rows of a
-        first Affine's W). Shapes come from one test-mode forward pass of a zero batch of
-        one sample: BatchNormalization's running statistics are not updated, no dropout
-        mask is drawn, and every layer's state is put back afterwards, so a summary between
-        a forward and its backward changes nothing. Print it: ``print(network.summary())``.
+        One row per layer: its name and type, its output shape (None for the batch) and
+        its parameter count; then the totals. input_shape: one sample's shape, e.g. (784,)
+        or (1, 28, 28); by default the network's own (``input_size`` or ``input_dim`` of its
+        config, else the rows of a first Affine's W). The shapes come from a test-mode
+        forward pass of one zero sample through a copy of each layer, so no layer's state
+        (caches, running statistics, dropout masks) changes. print_fn: where the text goes,
+        line by line (None: nowhere).
         """
         shape = tuple(input_shape) if input_shape is not None else self._default_input_shape()
         params = list(self.params.values())
         x = np.zeros((1, *shape), params[0].dtype if params else np.float64)
-        rows = [("Layer", "Type", "Output shape", "Params")]
+        rows = []
         for name, layer in self.layers.items():
-            state = dict(vars(layer))
-            try:
-                x = layer.forward(x, False) if getattr(layer, "uses_train_flag", False) else layer.forward(x)
-            finally:
-                vars(layer).clear()
-                vars(layer).update(state)
+            x = _run_forward([copy.deepcopy(layer)], x, train_flg=False)
             count = sum(p.size for p in getattr(layer, "params", {}).values())
-            rows.append((name, type(layer).__name__, _batch_shape(x.shape[1:]), f"{count:,}"))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        rows.insert(1, tuple("-" * width for width in widths))
-        lines = [f"{type(self).__name__}: input {_batch_shape(shape)}"]
-        for name, kind, out_shape, count in rows:
-            lines.append(
-                f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {out_shape:<{widths[2]}}  {count:>{widths[3]}}"
-            )
-        lines.append(f"Loss: {type(self.lastLayer).__name__}")
-        lines.append(f"Total params: {sum(p.size for p in params):,}")
+            rows.append((f"{name} ({type(layer).__name__})", _batch_shape(x.shape[1:]), f"{count:,}"))
         buffers = sum(
             b.size for layer in self.layers.values() for b in getattr(layer, "buffers", {}).values()
         )
-        if buffers:
-            lines.append(f"Buffers (saved with the model, not trained): {buffers:,}")
-        return "\n".join(lines)
+        total = sum(p.size for p in params)
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+        width = sum(widths) + 6
+
+        def line(row: tuple[str, str, str]) -> str:
+            return f" {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}"
+
+        lines = [
+            f'Model: "{type(self).__name__}"',
+            "_" * width,
+            line(header),
+            "=" * width,
+            *map(line, rows),
+            "=" * width,
+            f"Input shape: {_batch_shape(shape)}",
+            f"Loss: {type(self.lastLayer).__name__}",
+            f"Total params: {total + buffers:,}",
+            f"Trainable params: {total:,}",
+            f"Non-trainable params: {buffers:,}"
+            + (" (saved with the model, not trained)" if buffers else ""),
+            "_" * width,
+        ]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            for text_line in lines:
+                print_fn(text_line)
+        return text
 
     def _default_input_shape(self) -> tuple[int, ...]:
         """One sample's shape, from the config or a first Affine; ValueError if neither tells."""
@@ -307,9 +275,11 @@ class Sequential:
         return f"{type(self).__name__}(\n  {inner}\n)"
 
 
-def _splits_its_images(step: Any) -> bool:
-    """Whether a step runs on the shifted convolution, which splits images across threads."""
-    return isinstance(step, ConvReluPool) or (isinstance(step, Convolution) and step.stride == 1)
+def _run_forward(steps: Iterable[Any], x: np.ndarray, train_flg: bool) -> np.ndarray:
+    """x through the steps (layers, or planned steps) in order; train_flg where a step takes it."""
+    for step in steps:
+        x = step.forward(x, train_flg) if getattr(step, "uses_train_flag", False) else step.forward(x)
+    return x
 
 
 def _named(layers: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
@@ -325,5 +295,5 @@ def _named(layers: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any
 
 
 def _batch_shape(sample_shape: tuple[int, ...]) -> str:
-    """'(N, 30, 24, 24)': a batch's shape with N for the number of samples."""
-    return f"({', '.join(['N', *map(str, sample_shape)])})"
+    """'(None, 30, 24, 24)': a batch's shape, None for the number of samples (as Keras)."""
+    return f"({', '.join(['None', *map(str, sample_shape)])})"

@@ -15,12 +15,22 @@ from dlscratch.nets.sequential import Sequential
 class TwoLayerNet(Sequential):
     """The book's two-layer network: input_size -> hidden_size (ReLU) -> output_size.
 
-    Weights are weight_init_std * N(0, 1), biases zero, as in the book; weight_init_std
-    may also name a rule ('he', 'xavier': see dlscratch.nets.init). Keyword-only
-    extras: ``seed`` (an int or np.random.Generator; None uses np.random's global state,
-    so np.random.seed works as in the book) and ``dtype`` (float64 as the book, or float32).
-    ``params`` keys: W1 b1 W2 b2; ``layers``: Affine1, Relu1, Affine2; ``lastLayer``.
-    """
+    Input (N, input_size), scores (N, output_size). Weights are weight_init_std * N(0, 1),
+    biases zero, as in the book. ``params`` keys: W1 b1 W2 b2; ``layers``: Affine1,
+    Relu1, Affine2; ``lastLayer``.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        The widths of the input, the hidden layer and the output.
+    weight_init_std : float or str, default 0.01
+        The standard deviation of the initial weights, or a rule's name: 'he'/'relu'
+        (sqrt(2 / n)) or 'xavier'/'sigmoid' (sqrt(1 / n)), n the layer's inputs.
+    seed : int, np.random.Generator or None, default None
+        The source of the initial weights (and of dropout masks); None uses np.random's
+        global state, so ``np.random.seed`` works as in the book.
+    dtype : float32 or float64, default float64
+        The dtype of every parameter (float64 as the book)."""
 
     def __init__(
         self,
