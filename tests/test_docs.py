@@ -33,6 +33,9 @@ TOUR = sorted(path.name for path in (DOCS / "tour").glob("*.md"))
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "examples").glob("*.ipynb"))
 SIGNATURE = r'\s*<div class="doc-signature highlight">(.*?)</pre>'  # what mkdocstrings puts under a heading
 STDERR = r'data-mime-type="application/vnd\.jupyter\.stderr"'  # how mkdocs-jupyter marks a cell's stderr
+# a numpy-style Parameters section as mkdocstrings renders it: a table, one row per name
+PARAMETERS = r'<span class="doc-section-title">Parameters:</span>.*?</table>'
+PARAMETER_NAME = r'<tr class="doc-section-item">\s*<td>\s*<code>([^<]+)</code>'
 
 # modules whose __all__ the API reference must cover, besides the package's own
 DOCUMENTED_MODULES = (
@@ -179,19 +182,37 @@ def test_the_site_builds_in_strict_mode_without_warnings(site):
     assert (folder / "images" / "apple-orange.svg").stat().st_size > 0
 
 
-def _signature_under_heading(page: str, identifier: str) -> str | None:
-    """The text of the signature mkdocstrings shows right under the heading of identifier."""
+def _heading_end(page: str, identifier: str) -> int | None:
+    """Where the heading mkdocstrings gives identifier ends on the page (None: it has none)."""
     heading = re.search(rf'<h(\d) id="{re.escape(identifier)}"', page)
     if heading is None:
         return None
-    heading_end = page.index(f"</h{heading.group(1)}>", heading.end()) + len("</hN>")
+    return page.index(f"</h{heading.group(1)}>", heading.end()) + len("</hN>")
+
+
+def _signature_under_heading(page: str, identifier: str) -> str | None:
+    """The text of the signature mkdocstrings shows right under the heading of identifier."""
+    heading_end = _heading_end(page, identifier)
+    if heading_end is None:
+        return None
     signature = re.compile(SIGNATURE, flags=re.DOTALL).match(page, heading_end)
     return html.unescape(re.sub(r"<[^>]+>", "", signature.group(1))) if signature else None
 
 
-@pytest.mark.slow
-def test_the_api_reference_shows_every_constructor_with_its_parameters(site):
-    folder, _ = site
+def _parameters_under_heading(page: str, identifier: str) -> list[str]:
+    """The names in the Parameters table of identifier's own docstring, between its heading
+    and the next one (its members' headings, with their own sections, come after)."""
+    heading_end = _heading_end(page, identifier)
+    if heading_end is None:
+        return []
+    next_heading = re.compile(r"<h\d[ >]").search(page, heading_end)
+    docstring = page[heading_end : next_heading.start() if next_heading else len(page)]
+    table = re.search(PARAMETERS, docstring, flags=re.DOTALL)
+    return re.findall(PARAMETER_NAME, table.group(0)) if table else []
+
+
+def _classes_with_constructors() -> list[tuple[str, str, type]]:
+    """(page, identifier, class) for each documented class with a constructor of its own."""
     classes = [
         (page, identifier, obj)
         for page, identifier, obj in _api_entries()
@@ -200,12 +221,32 @@ def test_the_api_reference_shows_every_constructor_with_its_parameters(site):
         and any("__init__" in vars(k) for k in obj.__mro__ if k.__module__.startswith("dlscratch"))
     ]
     assert len(classes) > 20
-    for page, identifier, cls in classes:
+    return classes
+
+
+@pytest.mark.slow
+def test_the_api_reference_shows_every_constructor_with_its_parameters(site):
+    folder, _ = site
+    for page, identifier, cls in _classes_with_constructors():
         signature = _signature_under_heading(_page(folder, f"api/{page}"), identifier)
         assert signature, f"api/{page}: {identifier} is shown without its constructor's signature"
         assert signature.startswith(f"{cls.__name__}("), signature
         for parameter in inspect.signature(cls).parameters:
             assert re.search(rf"\b{parameter}\b", signature), f"{identifier}: {parameter} not in {signature}"
+
+
+@pytest.mark.slow
+def test_the_api_reference_describes_every_constructor_parameter(site):
+    """Each parameter of a documented constructor has its row in the class's numpy-style
+    Parameters section (type, default, meaning and shape), as mkdocstrings renders it."""
+    folder, _ = site
+    undescribed = {}
+    for page, identifier, cls in _classes_with_constructors():
+        described = _parameters_under_heading(_page(folder, f"api/{page}"), identifier)
+        missing = [name for name in inspect.signature(cls).parameters if name not in described]
+        if missing:
+            undescribed[identifier] = missing
+    assert not undescribed, f"not in the Parameters section of the class's docstring: {undescribed}"
 
 
 @pytest.mark.slow

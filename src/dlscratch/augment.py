@@ -20,7 +20,24 @@ __all__ = ["Augmentation", "Compose", "RandomFlip", "RandomShift", "augmentation
 
 @dataclass
 class Augmentation:
-    """Base of the augmentations: ``__call__(batch) -> batch``, its own generator, a config."""
+    """Base of the augmentations: ``__call__(batch) -> batch``, its own generator, a config.
+
+    The batch: images (N, C, H, W), or rows (N, C * H * W) with image_shape; the result:
+    a new batch of the same shape and dtype.
+
+    Parameters
+    ----------
+    image_shape : (int, int, int) or None, default None
+        (C, H, W), to read a batch of rows (N, C * H * W) as images; None: batches must
+        be (N, C, H, W).
+    seed : int, np.random.Generator or None, default None
+        Seeds the augmentation's own generator, ``rng`` (None: fresh entropy).
+
+    Raises
+    ------
+    ValueError
+        For an image_shape that is not three sizes >= 1.
+    """
 
     # keyword-only, so that a subclass's own settings come first: RandomShift(2) shifts by 2
     image_shape: tuple[int, int, int] | None = field(default=None, kw_only=True)
@@ -64,8 +81,26 @@ class Augmentation:
 class RandomShift(Augmentation):
     """Each image moved by a whole number of pixels, up to max_shift in each direction.
 
-    Pixels moved in from outside are fill (0: a black background, as MNIST's). The
-    shifts (dy, dx) are drawn uniformly from [-max_shift, max_shift], one pair per image.
+    The shifts (dy, dx) are drawn uniformly from [-max_shift, max_shift], one pair per
+    image. (N, C, H, W) in, (N, C, H, W) out (or rows, with image_shape).
+
+    Parameters
+    ----------
+    max_shift : int, default 2
+        The largest shift in pixels, >= 0 (0: the batch as it is, copied).
+    fill : float, default 0
+        The value of the pixels moved in from outside (0: a black background, as MNIST's).
+    image_shape : (int, int, int) or None, default None
+        (C, H, W), to read a batch of rows (N, C * H * W) as images; None: batches must
+        be (N, C, H, W).
+    seed : int, np.random.Generator or None, default None
+        Seeds the generator that draws the shifts (None: fresh entropy).
+
+    Raises
+    ------
+    ValueError
+        For a max_shift that is not a whole number >= 0, a fill that is not a number, or
+        a bad image_shape.
     """
 
     max_shift: int = 2
@@ -93,7 +128,25 @@ class RandomShift(Augmentation):
 
 @dataclass
 class RandomFlip(Augmentation):
-    """Each image mirrored left to right with probability p (for garments, not for digits)."""
+    """Each image mirrored left to right with probability p (for garments, not for digits).
+
+    (N, C, H, W) in, (N, C, H, W) out (or rows, with image_shape).
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        The probability that an image is mirrored, in [0, 1].
+    image_shape : (int, int, int) or None, default None
+        (C, H, W), to read a batch of rows (N, C * H * W) as images; None: batches must
+        be (N, C, H, W).
+    seed : int, np.random.Generator or None, default None
+        Seeds the generator that picks the images to mirror (None: fresh entropy).
+
+    Raises
+    ------
+    ValueError
+        For a p outside [0, 1] or a bad image_shape.
+    """
 
     p: float = 0.5
 
@@ -110,7 +163,13 @@ class RandomFlip(Augmentation):
 
 
 class Compose:
-    """Augmentations applied one after the other."""
+    """Augmentations applied one after the other.
+
+    Parameters
+    ----------
+    augmentations : sequence of Augmentation
+        Applied in this order, each to the batch the one before returned.
+    """
 
     def __init__(self, augmentations: Sequence[Augmentation]) -> None:
         self.augmentations = list(augmentations)

@@ -17,7 +17,18 @@ __all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSpr
 
 
 class Optimizer:
-    """Shared bookkeeping: hyperparameters, per-parameter slots and the step count."""
+    """Shared bookkeeping: hyperparameters, per-parameter slots and the step count.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite and > 0.
+
+    Raises
+    ------
+    ValueError
+        For an lr that is not a finite number > 0 (every optimizer's constructor).
+    """
 
     slot_names: tuple[str, ...] = ()
 
@@ -91,7 +102,13 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """W <- W - lr * dW."""
+    """W <- W - lr * dW.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, > 0.
+    """
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
@@ -101,7 +118,15 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """v <- momentum * v - lr * dW;  W <- W + v."""
+    """v <- momentum * v - lr * dW;  W <- W + v.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, > 0.
+    momentum : float, default 0.9
+        How much of the velocity v (one per parameter, from zeros) each step keeps.
+    """
 
     slot_names = ("v",)
 
@@ -125,6 +150,13 @@ class Nesterov(Momentum):
     W <- W + momentum^2 * v - (1 + momentum) * lr * dW;  then v <- momentum * v - lr * dW.
     W moves with the velocity from before this step; updating v first, as some copies of
     the book's code do, takes a different step from torch's SGD(nesterov=True).
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, > 0.
+    momentum : float, default 0.9
+        The velocity's decay, as Momentum's.
     """
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
@@ -136,7 +168,15 @@ class Nesterov(Momentum):
 
 
 class AdaGrad(Optimizer):
-    """h <- h + dW^2;  W <- W - lr * dW / (sqrt(h) + eps)."""
+    """h <- h + dW^2;  W <- W - lr * dW / (sqrt(h) + eps).
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, > 0.
+    eps : float, default 1e-7
+        Added to sqrt(h): keeps the step finite where h is 0 or tiny.
+    """
 
     slot_names = ("h",)
 
@@ -154,7 +194,17 @@ class AdaGrad(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """h <- decay_rate * h + (1 - decay_rate) * dW^2;  W <- W - lr * dW / (sqrt(h) + eps)."""
+    """h <- decay_rate * h + (1 - decay_rate) * dW^2;  W <- W - lr * dW / (sqrt(h) + eps).
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate, > 0.
+    decay_rate : float, default 0.99
+        How much of h, the running mean of dW^2, each step keeps.
+    eps : float, default 1e-7
+        Added to sqrt(h): keeps the step finite where h is 0 or tiny.
+    """
 
     slot_names = ("h",)
 
@@ -180,6 +230,17 @@ class Adam(Optimizer):
     W <- W - lr * m_hat / (sqrt(v_hat) + eps), where m_hat = m / (1 - beta1^t),
     v_hat = v / (1 - beta2^t). (The book folds the corrections into lr and eps = 1e-7
     into sqrt(v); this form is the paper's.)
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate, > 0.
+    beta1 : float, default 0.9
+        How much of m, the running mean of dW, each step keeps.
+    beta2 : float, default 0.999
+        How much of v, the running mean of dW^2, each step keeps.
+    eps : float, default 1e-8
+        Added to sqrt(v_hat): keeps the step finite where v is 0 or tiny.
     """
 
     slot_names = ("m", "v")

@@ -42,7 +42,20 @@ class ConstantRate(Schedule):
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
-    """lr = lr0 * gamma ** floor(epoch / step_epochs): divided by 1/gamma every step_epochs epochs."""
+    """lr = lr0 * gamma ** floor(epoch / step_epochs): divided by 1/gamma every step_epochs epochs.
+
+    Parameters
+    ----------
+    step_epochs : float
+        The epochs between two decays, finite and > 0 (a fraction of an epoch too).
+    gamma : float, default 0.1
+        What each decay multiplies the rate by, in (0, 1].
+
+    Raises
+    ------
+    ValueError
+        For a step_epochs or gamma out of range.
+    """
 
     step_epochs: float
     gamma: float = 0.1
@@ -63,6 +76,18 @@ class CosineDecay(Schedule):
     """A half cosine from lr0 down to lr0 * min_factor over total_epochs; the final rate after.
 
     lr = lr0 * (min_factor + (1 - min_factor) * (1 + cos(pi * epoch / total_epochs)) / 2)
+
+    Parameters
+    ----------
+    total_epochs : float
+        The epochs the decay takes, finite and > 0.
+    min_factor : float, default 0.0
+        The final rate as a fraction of the starting one, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For a total_epochs or min_factor out of range.
     """
 
     total_epochs: float

@@ -47,7 +47,17 @@ DIVERGENCE_WINDOW = 20
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the network still holds the last finite step's weights."""
+    """The loss became NaN or infinite; the network still holds the last finite step's weights.
+
+    Each parameter is kept as the attribute of its name.
+
+    Parameters
+    ----------
+    iteration : int
+        The step whose loss it was: the iterations done before it.
+    loss : float
+        The loss, NaN or infinite.
+    """
 
     def __init__(self, iteration: int, loss: float) -> None:
         super().__init__(
@@ -60,7 +70,20 @@ class NonFiniteLossError(FloatingPointError):
 
 class NonFiniteWeightsError(NonFiniteLossError):
     """An update made a weight NaN or infinite (e.g. float32 overflow); it was undone, so the
-    network and the optimizer hold the last finite step's state."""
+    network and the optimizer hold the last finite step's state.
+
+    Each parameter is kept as the attribute of its name.
+
+    Parameters
+    ----------
+    iteration : int
+        The step that made it: the iterations done before it.
+    loss : float
+        The step's loss, still finite.
+    name : str
+        The array the update made so: a key of the network's params, or
+        ``"<layer>/<buffer>"`` for a layer's running statistics.
+    """
 
     def __init__(self, iteration: int, loss: float, name: str) -> None:
         FloatingPointError.__init__(
@@ -74,7 +97,20 @@ class NonFiniteWeightsError(NonFiniteLossError):
 class DivergenceError(FloatingPointError):
     """The loss grew far past its starting value: the mean of the last DIVERGENCE_WINDOW
     losses exceeded ``factor`` times the first iteration's loss (see Trainer's
-    divergence_factor). The network holds the weights of the last step, as they are."""
+    divergence_factor). The network holds the weights of the last step, as they are.
+    Each parameter is kept as the attribute of its name.
+
+    Parameters
+    ----------
+    iteration : int
+        The iterations done, the last one included.
+    loss : float
+        The mean loss of the last DIVERGENCE_WINDOW iterations.
+    start : float
+        The first iteration's loss.
+    factor : float
+        The Trainer's divergence_factor: loss exceeded factor * start.
+    """
 
     def __init__(self, iteration: int, loss: float, start: float, factor: float) -> None:
         super().__init__(
@@ -94,12 +130,26 @@ class ResumeWarning(UserWarning):
 class History:
     """What a training run measured.
 
-    train_loss: one value per iteration. epochs, iterations, train_acc: one entry per
-    evaluation (epoch 0 is the untrained network; a final partial epoch counts as a
-    fraction). val_acc: one per evaluation when the run has a validation set, else empty;
-    test_acc: one per evaluation when the test set is scored every epoch (the book's way,
-    and the default without a validation set), else empty. seconds: wall time spent
-    training, evaluations included.
+    Every list starts empty; the Trainer appends to them as it runs.
+
+    Parameters
+    ----------
+    train_loss : list of float, default []
+        One value per iteration.
+    epochs : list of float, default []
+        One entry per evaluation: the epoch it came after (epoch 0 is the untrained
+        network; a final partial epoch counts as a fraction).
+    iterations : list of int, default []
+        One entry per evaluation: the iterations done before it.
+    train_acc : list of float, default []
+        One entry per evaluation: the accuracy on the training set.
+    test_acc : list of float, default []
+        One per evaluation when the test set is scored every epoch (the book's way, and
+        the default without a validation set), else empty.
+    val_acc : list of float, default []
+        One per evaluation when the run has a validation set, else empty.
+    seconds : float, default 0.0
+        Wall time spent training, evaluations included.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -145,42 +195,6 @@ class _EvaluationAbandonedError(Exception):
 class Trainer:
     """Trains a network with mini-batches; the book's signature plus keyword-only extras.
 
-    network: anything with ``params``, ``gradient(x, t)``, ``loss(x, t)``,
-    ``accuracy(x, t)`` (a ``loss_and_gradient`` method, when present, saves a forward pass).
-    x_train (N, ...), t_train (N,) or (N, C); likewise the test split.
-    epochs and mini_batch_size fix the number of iterations, ceil(epochs * N / batch),
-    unless ``iters`` is given. optimizer: a name ('SGD', 'Adam', ...) with optimizer_param,
-    or an Optimizer. evaluate_sample_num_per_epoch: evaluate on the first n samples of
-    each split (None: all). verbose: print a line per epoch, and at the end the accuracy
-    on the whole test set (also kept as ``final_test_acc``), as the book's Trainer does.
-
-    Extras: ``iters``; ``sampling`` 'replacement' (the book: np.random.choice per batch) or
-    'shuffle' (each epoch a permutation); ``seed`` for the batch sampler (None: np.random's
-    global state, as the book); ``progress`` a tqdm bar (default: when verbose);
-    ``callbacks``: functions called as f(trainer) after every iteration; ``input_scale``:
-    keep integer data (e.g. uint8 pixels from ``load_mnist(normalize=False)``) and turn
-    each batch, and each evaluated chunk, into the network's dtype times this factor as it
-    is used. With ``input_scale=1/255`` the network sees the values ``normalize=True``
-    gives (to the last bit or one rounding: x * (1/255) rather than x / 255) while the
-    data set takes a quarter of float32's memory and batches are gathered faster.
-
-    Validation and early stopping: ``validation`` a fraction of the training set to hold
-    out (``split_validation`` with the int seed, or 0) or a pair (x_val, t_val); each
-    evaluation then scores train and validation accuracy (``history.val_acc``) and the
-    test set only at the end, unless ``test_each_epoch`` (default: True without a
-    validation set, as the book). ``early_stopping``: a patience (evaluations without a
-    better validation accuracy) or an EarlyStopping; training ends early when it runs
-    out, and at the end the network gets the weights of its best evaluation.
-
-    ``lr_schedule``: a Schedule whose factor of the fractional epoch multiplies the
-    optimizer's starting lr before every step. ``augment``: a function batch -> batch (an
-    Augmentation or Compose from dlscratch.augment) applied to every training batch before
-    input_scale. ``divergence_factor``: stop with DivergenceError once the mean loss of the
-    last 20 iterations exceeds this many times the first iteration's loss (None: never).
-    An untrained classifier's loss is about ln(classes); a run that learns goes below it,
-    and one whose recent losses average 4 times it predicts confidently wrong: no run seen
-    came back from there, while a healthy run's early spikes stay well under it.
-
     A step whose loss is NaN or infinite, or whose update would leave a weight so, raises
     NonFiniteLossError (NonFiniteWeightsError) with everything as it was before the step.
     ``request_stop()`` (safe from a signal handler) ends train() after the step in
@@ -188,6 +202,82 @@ class Trainer:
     ``interrupted`` then says so. ``state_dict()`` and ``load_state_dict()`` save and
     continue a run (dlscratch.checkpoint stores them in a file); the data must not change
     during a run.
+
+    Parameters
+    ----------
+    network : network
+        Anything with ``params``, ``gradient(x, t)``, ``loss(x, t)``, ``accuracy(x, t)``
+        (a ``loss_and_gradient`` method, when present, saves a forward pass).
+    x_train : ndarray, shape (N, ...)
+        The training samples: floating point, or numbers of any kind with input_scale.
+    t_train : ndarray, shape (N,) or (N, C)
+        Their labels: class indices (integers >= 0) or one-hot rows.
+    x_test, t_test : ndarray
+        The test split, shaped likewise: (M, ...) and (M,) or (M, C).
+    epochs : float, default 20
+        With mini_batch_size, fixes the number of iterations, ceil(epochs * N /
+        mini_batch_size), unless iters is given; finite and > 0.
+    mini_batch_size : int, default 100
+        Samples per iteration, 1 to N.
+    optimizer : str or Optimizer, default 'SGD'
+        A name ('SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam', in any case)
+        made with optimizer_param, or an Optimizer (optimizer_param is then unused).
+    optimizer_param : dict of str to float, or None, default None
+        The named optimizer's hyperparameters; None is {'lr': 0.01}.
+    evaluate_sample_num_per_epoch : int or None, default None
+        Evaluate on the first n samples of each split (None: all).
+    verbose : bool, default True
+        Print a line per epoch, and at the end the accuracy on the whole test set (also
+        kept as ``final_test_acc``), as the book's Trainer does.
+    iters : int or None, default None
+        The number of iterations, in place of epochs' (1 to 2**63 - 1).
+    sampling : str, default 'replacement'
+        'replacement' (the book: np.random.choice per batch) or 'shuffle' (each epoch a
+        permutation).
+    seed : int, np.random.Generator or None, default None
+        Seeds the batch sampler (None: np.random's global state, as the book).
+    progress : bool or None, default None
+        Show a tqdm bar (None: when verbose).
+    callbacks : list of callables, or None, default None
+        Functions called as f(trainer) after every iteration.
+    input_scale : float or None, default None
+        Keep integer data (e.g. uint8 pixels from ``load_mnist(normalize=False)``) and turn
+        each batch, and each evaluated chunk, into the network's dtype times this factor
+        (finite, > 0) as it is used. With ``input_scale=1/255`` the network sees the values
+        ``normalize=True`` gives (to the last bit or one rounding: x * (1/255) rather than
+        x / 255) while the data set takes a quarter of float32's memory and batches are
+        gathered faster.
+    validation : float, (ndarray, ndarray) or None, default None
+        A fraction of the training set to hold out (``split_validation`` with the int
+        seed, or 0) or a pair (x_val, t_val) shaped as the training split. Each evaluation
+        then scores train and validation accuracy (``history.val_acc``), and the test set
+        only at the end, unless test_each_epoch.
+    test_each_epoch : bool or None, default None
+        Score the test set at every evaluation (None: True without a validation set, as
+        the book).
+    early_stopping : int, EarlyStopping or None, default None
+        A patience (evaluations without a better validation accuracy) or an EarlyStopping;
+        needs a validation set. Training ends early when it runs out, and at the end the
+        network gets the weights of its best evaluation.
+    lr_schedule : Schedule or None, default None
+        A Schedule whose factor of the fractional epoch multiplies the optimizer's starting
+        lr before every step.
+    augment : callable or None, default None
+        A function batch -> batch (an Augmentation or Compose from dlscratch.augment)
+        applied to every training batch before input_scale.
+    divergence_factor : float or None, default 4.0
+        Stop with DivergenceError once the mean loss of the last 20 iterations exceeds this
+        many (> 1) times the first iteration's loss (None: never). An untrained
+        classifier's loss is about ln(classes); a run that learns goes below it, and one
+        whose recent losses average 4 times it predicts confidently wrong: no run seen came
+        back from there, while a healthy run's early spikes stay well under it.
+
+    Raises
+    ------
+    ValueError
+        For a setting out of range, or data training would fail on: an empty split,
+        samples and labels of different lengths, samples not floating point (without
+        input_scale), labels neither class indices nor one-hot.
     """
 
     def __init__(

@@ -112,7 +112,21 @@ class ColumnProduct:
 
 
 class ColumnsKernel(ColumnProduct):
-    """A convolution of any stride and its epilogue, by im2col, chunk by chunk over the batch."""
+    """A convolution of any stride and its epilogue, by im2col, chunk by chunk over the batch.
+
+    Its forward and backward take and give the shapes the other kernels do: x (N, C, H, W)
+    in, the epilogue's output out; (dW, db, dx or None) back.
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+        The convolution's sizes; every one is taken.
+    epilogue : Epilogue
+        ReLU and/or pooling after the convolution; with pooling, only the outputs a 2x2
+        window reads are computed.
+    xp : module, default numpy
+        The array module of the columns and their product.
+    """
 
     name = "columns"
 

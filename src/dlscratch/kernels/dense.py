@@ -28,6 +28,13 @@ class AffineStep:
 
     x: (N, D) or (N, *dims); returns (N, M). backward(dout) returns dx in x's shape and
     writes the layer's dW and db in place; backward_params(dout) skips dx.
+
+    Parameters
+    ----------
+    layer : Affine
+        The layer whose W (D, M) and b (M,) the step reads and whose grads it writes.
+    xp : module, default numpy
+        The array module of the products.
     """
 
     uses_train_flag = False

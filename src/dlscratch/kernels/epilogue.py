@@ -35,10 +35,19 @@ PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 class Grid:
     """A chunk's convolution values, (FN, n, OH, OW) filter first.
 
-    Either ``whole``, one (FN, n, OH, OW) view; or ``planes``, an (4, FN, n, R, S) array
-    whose plane k = 2 u + v holds output pixel (2 i + u, 2 j + v) at [k, :, :, i, j] for
-    i < ceil((OH - u) / 2), j < ceil((OW - v) / 2) (the rest: values to ignore, or zeros
-    to keep, as the kernel says).
+    Held as one of ``whole`` or ``planes``; the other is None.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (OH, OW), the output's height and width.
+    whole : array or None, default None
+        The values as one (FN, n, OH, OW) view.
+    planes : array or None, default None
+        The values as an (4, FN, n, R, S) array whose plane k = 2 u + v holds output pixel
+        (2 i + u, 2 j + v) at [k, :, :, i, j] for i < ceil((OH - u) / 2),
+        j < ceil((OW - v) / 2) (the rest: values to ignore, or zeros to keep, as the
+        kernel says).
     """
 
     def __init__(self, shape: tuple[int, int], whole: Any = None, planes: Any = None) -> None:
@@ -78,6 +87,16 @@ class Epilogue:
     output's gradient of those images into dgrid, which the kernel has zeroed. What
     forward keeps for backward (the output, the pooling switches of each chunk) is this
     object's; the kernel hands backward the chunks forward had.
+
+    Parameters
+    ----------
+    relu : bool
+        Apply ReLU, y = max(v, 0), to the convolution's output.
+    pool : bool
+        Apply 2x2 max pooling with stride 2: (N, FN, OH, OW) becomes
+        (N, FN, OH // 2, OW // 2).
+    xp : module, default numpy
+        The array module of the output and the switches.
     """
 
     def __init__(self, relu: bool, pool: bool, xp: Any = np) -> None:

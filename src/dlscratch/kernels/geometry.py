@@ -22,7 +22,20 @@ CACHE_BYTES = 1 << 22
 class ConvGeometry:
     """Sizes of an (FN, C, FH, FW) filter bank sliding over (N, C, H, W) images.
 
-    OH, OW: the output size (floor, as conv_output_size); Hp, Wp: the padded input's size.
+    OH, OW: the output size (floor, as conv_output_size); Hp, Wp: the padded input's size;
+    K = C * FH * FW, the inputs of each output value. Nothing is checked here: ConvStep
+    makes one from a Convolution and an input that it has checked.
+
+    Parameters
+    ----------
+    x_shape : (int, int, int, int)
+        (N, C, H, W), the images' shape.
+    w_shape : (int, int, int, int)
+        (FN, C, FH, FW), the filters' shape.
+    stride : int
+        The step between two windows.
+    pad : int
+        The zeros on every side of each image.
     """
 
     def __init__(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, pad: int) -> None:

@@ -91,6 +91,22 @@ class ShiftedKernel(ColumnProduct):
     """A stride-1 convolution and its epilogue, chunk by chunk over the batch.
 
     The outputs are computed in image order, or by 2x2 phase when the epilogue pools.
+    forward(x, W, b, train): x (N, C, H, W), W (FN, C, FH, FW), b (FN,) in, the
+    epilogue's output out; backward(dout, W, with_dx) -> (dW, db, dx or None).
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+        The convolution's sizes: any filter size and pad, stride 1.
+    epilogue : Epilogue
+        What follows the convolution (ReLU, 2x2 max pooling), applied to each chunk's output.
+    xp : module, default numpy
+        The array module the columns and products use.
+
+    Raises
+    ------
+    ValueError
+        For a stride other than 1.
     """
 
     name = "shifted"

@@ -112,10 +112,23 @@ def running(steps: Sequence[Any]) -> AbstractContextManager[None]:
 class ConvStep:
     """Convolution, then optionally Relu, then optionally 2x2 max Pooling, as one kernel call.
 
-    forward(x, train_flg) and backward(dout) have the shapes of the layers in a row;
+    forward(x, train_flg) and backward(dout) have the shapes of the layers in a row: x
+    (N, C, H, W) in, (N, FN, OH, OW) out, or (N, FN, OH // 2, OW // 2) with the pooling;
     backward_params(dout) computes the convolution's dW and db only. The convolution's
     grads are written in place, as its own backward writes them. An input that the
     pooling cannot take (an output under 2x2) runs the layers themselves, which say why.
+
+    Parameters
+    ----------
+    conv : Convolution
+        The convolution, W (FN, C, FH, FW) and b (FN,), any stride and pad.
+    relu : Relu or None, default None
+        The Relu right after it, if any.
+    pool : Pooling or None, default None
+        The max Pooling after those, if any: 2x2 windows, stride 2, no pad (the one the
+        Epilogue computes; plan_steps fuses no other).
+    xp : module, default numpy
+        The array module the kernels compute with.
     """
 
     uses_train_flag = True

@@ -76,7 +76,26 @@ def _b_back(xp: Any, d: Any, first: Any, second: Any, shift: int, name: str) -> 
 
 
 class WinogradKernel:
-    """A 3x3, stride-1 convolution and its epilogue by F(2x2, 3x3), chunk by chunk over the batch."""
+    """A 3x3, stride-1 convolution and its epilogue by F(2x2, 3x3), chunk by chunk over the batch.
+
+    forward(x, W, b, train) takes x (N, C, H, W), W (FN, C, 3, 3) and b (FN,) of the
+    geometry's sizes and returns the epilogue's output; backward(dout, W, with_dx) returns
+    (dW, db, dx or None).
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+        The convolution's sizes: 3x3 filters, stride 1, any pad.
+    epilogue : Epilogue
+        The ReLU and pooling applied to each chunk's output while it is in the cache.
+    xp : module, default numpy
+        The array module of the transforms and products.
+
+    Raises
+    ------
+    ValueError
+        For filters other than 3x3, or a stride other than 1.
+    """
 
     name = "winograd"
 

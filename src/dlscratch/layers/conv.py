@@ -139,13 +139,29 @@ def col2im(
 class Convolution(Layer):
     """out[n, f] = sum over c of x[n, c] cross-correlated with W[f, c], plus b[f].
 
-    x: (N, C, H, W), converted to W's dtype if it differs; W: (FN, C, FH, FW); b: (FN,).
-    Returns (N, FN, OH, OW) with OH = floor((H + 2 pad - FH) / stride) + 1 (likewise OW).
+    x: (N, C, H, W), converted to W's dtype if it differs. Returns (N, FN, OH, OW) with
+    OH = floor((H + 2 pad - FH) / stride) + 1 (likewise OW).
     As the book computes it: with col = im2col(x), one row per output position, and
     col_W = W as (C FH FW, FN) columns,
         out = col @ col_W + b,   dW = col.T @ dout,   db = sum of dout,   dx = col2im(dout @ col_W.T),
     dout taken as one row per output position. backward_params(dout) computes dW and db
     only (a network's first layer needs no dx).
+
+    Parameters
+    ----------
+    W : ndarray, shape (FN, C, FH, FW)
+        The filters, floating point; used (and updated by optimizers) in place.
+    b : ndarray, shape (FN,)
+        The biases, one per filter.
+    stride : int, default 1
+        The step between two windows, >= 1.
+    pad : int, default 0
+        The zeros added on every side of each image, >= 0.
+
+    Raises
+    ------
+    ValueError
+        For W or b of another shape or not floating point, a stride < 1 or a pad < 0.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:

@@ -22,14 +22,28 @@ class Pooling(Layer):
 
     x: (N, C, H, W). Returns (N, C, OH, OW), OH = floor((H + 2 pad - pool_h) / stride) + 1
     (likewise OW): as in the book and torch, rows and columns that no whole window reaches
-    are left out (and get no gradient). The default stride is 2, as in the book's code, so
-    Pooling(2, 2) halves height and width.
+    are left out (and get no gradient).
 
-    mode "max": the gradient of a window goes to its largest input; on ties to the first
-    one in row-major order, and padding is -inf so it never wins (as torch's max_pool2d).
-    mode "avg": each input gets dout / (pool_h pool_w); padding counts as zeros in the
-    mean (torch's avg_pool2d with count_include_pad=True).
-    As in torch, pad may be at most half the window, so every window sees some input.
+    Parameters
+    ----------
+    pool_h, pool_w : int
+        The window's height and width, >= 1.
+    stride : int, default 2
+        The step between two windows, >= 1. 2, as in the book's code, so Pooling(2, 2)
+        halves height and width.
+    pad : int, default 0
+        The border added on every side of each image, >= 0 and at most half the window
+        (as in torch), so every window sees some input.
+    mode : str, default 'max'
+        'max': the gradient of a window goes to its largest input; on ties to the first
+        one in row-major order, and padding is -inf so it never wins (as torch's
+        max_pool2d). 'avg': each input gets dout / (pool_h pool_w); padding counts as
+        zeros in the mean (torch's avg_pool2d with count_include_pad=True).
+
+    Raises
+    ------
+    ValueError
+        For a pool size or stride < 1, a pad < 0 or over half the window, or another mode.
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0, mode: str = "max") -> None:

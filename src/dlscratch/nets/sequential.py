@@ -19,19 +19,34 @@ from dlscratch.layers.loss import SoftmaxWithLoss
 class Sequential:
     """Layers applied in order, then a loss layer (SoftmaxWithLoss unless given).
 
-    layers: a list of layer objects (named Affine1, Relu1, Affine2, ... by class and count)
-        or a mapping name -> layer. The book's attributes are kept: ``layers`` (an
-        OrderedDict), ``lastLayer`` and ``params``, which holds the very arrays the layers
-        use, named W1, b1, ... by the number of the weighted layer they belong to (a
-        BatchNormalization after the second Affine owns gamma2, beta2).
-    weight_decay_lambda: L2 strength; the loss gains 0.5 * lambda * sum(W**2) over every
-        weight W and each dW gains lambda * W.
+    Input (N, ...) as the first layer takes it; scores (N, classes) from the last. The
+    book's attributes are kept: ``layers`` (an OrderedDict), ``lastLayer`` and ``params``,
+    which holds the very arrays the layers use, named W1, b1, ... by the number of the
+    weighted layer they belong to (a BatchNormalization after the second Affine owns
+    gamma2, beta2).
 
     ``predict`` and ``loss`` run the layers one by one, as the book does, so a backward
     loop written as in the book finds every layer's cache. ``loss_and_gradient`` and
     ``accuracy``, where nobody looks at the layers in between, plan their own steps on
     each call (dlscratch.kernels.plan_steps): every Convolution, with the Relu and 2x2
     max Pooling after it, runs on a fast kernel that computes what the layers compute.
+
+    Parameters
+    ----------
+    layers : iterable of layers, or mapping of str to layer
+        At least one: a list of layer objects (named Affine1, Relu1, Affine2, ... by class
+        and count) or a mapping name -> layer.
+    last_layer : layer or None, default None
+        The loss layer, forward(scores, t) -> loss; None: a new ``loss_layer_class()``
+        (SoftmaxWithLoss).
+    weight_decay_lambda : float, default 0.0
+        L2 strength, >= 0: the loss gains 0.5 * lambda * sum(W**2) over every weight W and
+        each dW gains lambda * W.
+
+    Raises
+    ------
+    ValueError
+        For no layers, or a negative weight_decay_lambda.
     """
 
     # the loss layer's class when none is given (dlscratch.book swaps in the book's)

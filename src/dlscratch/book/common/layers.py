@@ -34,7 +34,25 @@ class SoftmaxWithLoss(_layers.SoftmaxWithLoss):
 class BatchNormalization(_layers.BatchNormalization):
     """dlscratch's BatchNormalization with the book's statistics: eps 1e-6, running_var from
     zeros, following the biased batch variance (book_statistics=True); 4-D input normalised
-    per pixel when gamma has one entry per pixel, as the book's flattening does."""
+    per pixel when gamma has one entry per pixel, as the book's flattening does.
+
+    x: (N, D), or (N, C, H, W) with gamma of C or C * H * W entries; returns x's shape.
+
+    Parameters
+    ----------
+    gamma, beta : ndarray, shape (D,), (C,) or (C * H * W,)
+        Scale and shift, floating point, as dlscratch's layer takes them.
+    momentum : float, default 0.9
+        The share of the running statistics that a training batch keeps, in [0, 1].
+    running_mean, running_var : ndarray or None, default None
+        Starting statistics of gamma's shape; None: zeros for both, as in the book.
+
+    Raises
+    ------
+    ValueError
+        For gamma and beta not of one shape (D,), a momentum outside [0, 1], or running
+        statistics of another shape.
+    """
 
     def __init__(
         self,

@@ -14,6 +14,13 @@ class Adam(_optim.Adam):
     lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t);  m += (1 - beta1)(dW - m);
     v += (1 - beta2)(dW^2 - v);  W -= lr_t * m / (sqrt(v) + 1e-7).
     The same as dlscratch's Adam but for where eps sits (here it is not bias-corrected).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate before the corrections fold into it, > 0.
+    beta1, beta2 : float
+        The decay rates of m (the running mean of dW) and of v (of dW^2); 0.9 and 0.999.
     """
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:

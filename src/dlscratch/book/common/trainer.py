@@ -22,6 +22,37 @@ class Trainer(_train.Trainer):
     iter_per_epoch, 2 iter_per_epoch, ... (so "epoch:1" comes after the first update);
     the end prints the accuracy on the whole test set. 'adam' is the book's Adam. Batches
     come from np.random, as the book's.
+
+    Parameters
+    ----------
+    network : network
+        Anything with ``params``, ``gradient(x, t)``, ``loss(x, t)``, ``accuracy(x, t)``.
+    x_train : ndarray, shape (N, ...)
+        The training samples, floating point.
+    t_train : ndarray, shape (N,) or (N, C)
+        Their labels: class indices or one-hot rows.
+    x_test, t_test : ndarray
+        The test split, shaped likewise: (M, ...) and (M,) or (M, C).
+    epochs : float, default 20
+        Training runs int(epochs * iter_per_epoch) iterations (at least one), with
+        iter_per_epoch = max(N / mini_batch_size, 1).
+    mini_batch_size : int, default 100
+        Samples per iteration, 1 to N.
+    optimizer : str, default 'SGD'
+        The optimizer's name, in any case: 'SGD', 'Momentum', 'Nesterov', 'AdaGrad',
+        'RMSprop' or 'Adam' (the book's form of Adam).
+    optimizer_param : dict of str to float, or None, default None
+        Its hyperparameters; None is {'lr': 0.01}.
+    evaluate_sample_num_per_epoch : int or None, default None
+        Evaluate on the first n samples of each split (None: all).
+    verbose : bool, default True
+        Print the book's lines: each iteration's loss, each evaluation's accuracies, the
+        final test accuracy.
+
+    Raises
+    ------
+    ValueError
+        For an unknown optimizer, or settings and data dlscratch's Trainer refuses.
     """
 
     def __init__(
