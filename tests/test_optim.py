@@ -264,3 +264,29 @@ def test_plain_number_parameters_are_updated_in_the_dict(name):
         by_arrays.update(as_arrays, {"x": as_arrays["x"] / 10.0, "y": 2.0 * as_arrays["y"]})
     assert isinstance(point["x"], float) and point != {"x": -7.0, "y": 2.0}
     assert point == {"x": as_arrays["x"][0], "y": as_arrays["y"][0]}
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_large_parameter_updated_in_pieces_gets_the_whole_arrays_bits(cls, threads, rng, monkeypatch):
+    # update() cuts a parameter of 2 * UPDATE_PIECE elements or more into pieces, spread over
+    # the threads; a strided parameter is updated whole. All three must give the same bits.
+    import dlscratch.optim
+    from dlscratch.kernels.parallel import set_num_threads
+
+    monkeypatch.setattr(dlscratch.optim, "UPDATE_PIECE", 7)  # 7 pieces and a shorter one: 45 elements
+    big = {"W": rng.standard_normal((5, 9)).astype(np.float32)}
+    grad_steps = [{"W": rng.standard_normal((5, 9)).astype(np.float32)} for _ in range(3)]
+    strided = {"W": np.asfortranarray(big["W"])}  # not C-contiguous: one whole call
+    whole, start = {"W": big["W"].copy()}, big["W"].copy()
+    set_num_threads(threads)
+    try:
+        run(cls(lr=LR), big, grad_steps)
+        run(cls(lr=LR), strided, grad_steps)
+        monkeypatch.setattr(dlscratch.optim, "UPDATE_PIECE", 1000)
+        run(cls(lr=LR), whole, grad_steps)
+    finally:
+        set_num_threads(None)
+    assert big["W"].tobytes() == whole["W"].tobytes()
+    assert np.ascontiguousarray(strided["W"]).tobytes() == whole["W"].tobytes()
+    assert not np.array_equal(whole["W"], start)

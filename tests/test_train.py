@@ -248,6 +248,25 @@ def test_an_update_that_overflows_float32_is_undone(data, optimizer, first_step)
     assert len(trainer.history.train_loss) == trainer.current_iter
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_the_weight_check_sees_every_non_finite_value_and_only_those():
+    # its fast test is the array's sum; finite weights whose sum overflows are still finite
+    from dlscratch.train import _all_finite
+
+    huge = np.full(4, np.finfo(np.float32).max, np.float32)
+    assert not np.isfinite(huge.sum())
+    assert _all_finite(huge)
+    assert _all_finite(np.zeros(0, np.float32))
+    for bad in (np.inf, -np.inf, np.nan):
+        for where in (0, 3):
+            weights = np.ones(4, np.float32)
+            weights[where] = bad
+            assert not _all_finite(weights)
+        huge_and_bad = huge.copy()
+        huge_and_bad[1] = bad
+        assert not _all_finite(huge_and_bad)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered", "ignore:overflow encountered")
 def test_a_non_finite_loss_leaves_the_running_statistics_as_they_were(data):
     x, t, x_test, t_test = data

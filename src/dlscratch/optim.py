@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from dlscratch.kernels.parallel import chunks, parallel_map
+
 __all__ = ["SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "get_optimizer"]
+
+UPDATE_PIECE = 1 << 16  # elements per piece of a large parameter's update (see _update_array)
 
 
 class Optimizer:
@@ -53,13 +57,33 @@ class Optimizer:
         self.step_count += 1
         for key, param in params.items():
             if isinstance(param, np.ndarray):
-                self._step(key, param, grads[key])
+                self._update_array(key, param, np.asarray(grads[key]))
             else:
                 value = np.array(param, dtype=np.float64)
-                self._step(key, value, np.asarray(grads[key], dtype=np.float64))
+                self._update_array(key, value, np.asarray(grads[key], dtype=np.float64))
                 params[key] = float(value)
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _update_array(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """_step on one parameter array and its slots; a large one piece by piece.
+
+        The pieces are flat runs of UPDATE_PIECE elements, spread over the fast kernels'
+        threads: a piece's temporaries stay in the cache, and since every step is
+        elementwise the numbers are those of one whole call, on any number of threads.
+        """
+        arrays = [param, grad, *(self._slot(name, key, param) for name in self.slot_names)]
+        if param.size < 2 * UPDATE_PIECE or any(
+            a.shape != param.shape or not a.flags.c_contiguous for a in arrays
+        ):
+            self._step(*arrays)
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        parallel_map(lambda part: self._step(*(a[part] for a in flat)), chunks(param.size, UPDATE_PIECE))
+
+    def _step(self, param: np.ndarray, grad: np.ndarray, *slots: np.ndarray) -> None:
+        """Update param (and the slot arrays, in slot_names' order) in place from grad.
+
+        Every step is elementwise: update may call it on whole arrays or on matching pieces.
+        """
         raise NotImplementedError
 
     def _slot(self, slot: str, key: str, like: np.ndarray) -> np.ndarray:
@@ -113,7 +137,7 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _step(self, param: np.ndarray, grad: np.ndarray) -> None:
         param -= self.lr * grad
 
 
@@ -137,8 +161,7 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "momentum": self.momentum}
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        v = self._slot("v", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, v: np.ndarray) -> None:
         v *= self.momentum
         v -= self.lr * grad
         param += v
@@ -159,8 +182,7 @@ class Nesterov(Momentum):
         The velocity's decay, as Momentum's.
     """
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        v = self._slot("v", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, v: np.ndarray) -> None:
         param += self.momentum * self.momentum * v
         param -= (1 + self.momentum) * self.lr * grad
         v *= self.momentum
@@ -187,8 +209,7 @@ class AdaGrad(Optimizer):
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "eps": self.eps}
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        h = self._slot("h", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, h: np.ndarray) -> None:
         h += grad * grad
         param -= self.lr * grad / (np.sqrt(h) + self.eps)
 
@@ -216,8 +237,7 @@ class RMSprop(Optimizer):
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "decay_rate": self.decay_rate, "eps": self.eps}
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        h = self._slot("h", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, h: np.ndarray) -> None:
         h *= self.decay_rate
         h += (1 - self.decay_rate) * grad * grad
         param -= self.lr * grad / (np.sqrt(h) + self.eps)
@@ -254,8 +274,7 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        m, v = self._slot("m", key, param), self._slot("v", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
         beta1, beta2, t = self.beta1, self.beta2, self.step_count
         m += (grad - m) * (1 - beta1)  # m <- beta1 m + (1 - beta1) dW
         v *= beta2

@@ -363,7 +363,7 @@ class Trainer:
             raise ValueError(f"divergence_factor must be a number > 1, or None, got {divergence_factor!r}")
         self.divergence_factor = divergence_factor
         self._data_fingerprint: str | None = None
-        self._backup: dict[str, np.ndarray] = {}  # the arrays as before the step in progress
+        self._backup: dict[tuple[str, str], np.ndarray] = {}  # the arrays as before the step in progress
         self.show_progress = verbose if progress is None else progress
         self.callbacks = list(callbacks or [])
         self.current_iter = 0
@@ -422,7 +422,7 @@ class Trainer:
         if self.augment is not None:
             x_batch = self.augment(x_batch)
         x_batch = self._as_input(x_batch)
-        with self._undone_unless_finite():
+        with self._undone_unless_finite() as arrays:
             if hasattr(self.network, "loss_and_gradient"):
                 loss, grads = self.network.loss_and_gradient(x_batch, t_batch)
             else:
@@ -432,8 +432,8 @@ class Trainer:
             if not math.isfinite(loss):
                 raise NonFiniteLossError(self.current_iter, loss)
             self.optimizer.update(self.network.params, grads)
-            for name, array in self._network_arrays().items():
-                if not np.isfinite(array).all():
+            for name, array in arrays.items():
+                if not _all_finite(array):
                     raise NonFiniteWeightsError(self.current_iter, loss, name)
         self.history.train_loss.append(loss)
         self.current_iter += 1
@@ -453,23 +453,25 @@ class Trainer:
         return train_state.network_state_arrays(self.network)
 
     @contextmanager
-    def _undone_unless_finite(self) -> Iterator[None]:
+    def _undone_unless_finite(self) -> Iterator[dict[str, np.ndarray]]:
         """Put the network's arrays and the optimizer's state back if the block raises
-        NonFiniteLossError: a copy of each is kept, in buffers reused from step to step."""
+        NonFiniteLossError: a copy of each is kept, in buffers reused from step to step.
+        Yields the network's arrays (name -> array), for the block to check."""
         arrays, slots = self._network_arrays(), self.optimizer.slots
         saved_slots = {name: dict(kept) for name, kept in slots.items()}
         backup = self._backup
-        pairs = {f"network/{k}": a for k, a in arrays.items()}
-        pairs.update({f"slot/{s}/{k}": a for s, kept in slots.items() for k, a in kept.items()})
-        for key, array in pairs.items():
-            if key not in backup or backup[key].shape != array.shape or backup[key].dtype != array.dtype:
-                backup[key] = np.empty_like(array)
-            np.copyto(backup[key], array)
+        pairs = [(("network", k), a) for k, a in arrays.items()]
+        pairs += [((s, k), a) for s, kept in slots.items() for k, a in kept.items()]
+        for key, array in pairs:
+            kept = backup.get(key)
+            if kept is None or kept.shape != array.shape or kept.dtype != array.dtype:
+                kept = backup[key] = np.empty_like(array)
+            np.copyto(kept, array)
         step_count = self.optimizer.step_count
         try:
-            yield
+            yield arrays
         except NonFiniteLossError:
-            for key, array in pairs.items():
+            for key, array in pairs:
                 np.copyto(array, backup[key])
             self.optimizer.slots = saved_slots  # the slots the step created go, the others keep their arrays
             self.optimizer.step_count = step_count
@@ -681,6 +683,13 @@ class Trainer:
         if evaluated and best in (None, h.iterations[-1]):
             return h.test_acc[-1]
         return self.accuracy(self.x_test, self.t_test)
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """True when every element of array is a finite number. Its sum is the fast first test
+    (any NaN or infinity makes the sum NaN or infinite); only a sum that overflowed needs
+    the exact, slower check."""
+    return math.isfinite(array.sum()) or bool(np.isfinite(array).all())
 
 
 def _validation_split(

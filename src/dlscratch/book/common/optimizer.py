@@ -26,8 +26,7 @@ class Adam(_optim.Adam):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__(lr, beta1, beta2, eps=1e-7)
 
-    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
-        m, v = self._slot("m", key, param), self._slot("v", key, param)
+    def _step(self, param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
         t = self.step_count
         lr_t = self.lr * np.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
         m += (1 - self.beta1) * (grad - m)
