@@ -186,7 +186,7 @@ The same check on a whole network: the book's table of mean absolute differences
     new_code_cell("""\
 (x_train, t_train), (x_test, t_test) = load_fashion_mnist(normalize=True, one_hot_label=True)
 network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10, seed=0)
-print(network.summary())
+network.summary()
 
 x_batch, t_batch = x_train[:3], t_train[:3]
 grad_numerical = network.numerical_gradient(x_batch, t_batch)
@@ -421,7 +421,7 @@ network = SimpleConvNet(input_dim=(1, 28, 28),
                         conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
                         hidden_size=100, output_size=10, weight_init_std=0.01,
                         seed=0, dtype=np.float32)
-print(network.summary())
+network.summary()
 plot_filters(network.params["W1"].copy())  # random at first"""),
     new_code_cell("""\
 trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=3, mini_batch_size=100,

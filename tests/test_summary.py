@@ -172,3 +172,11 @@ def test_summary_between_a_books_loss_and_its_backward_loop_changes_no_gradient(
 def test_summary_keeps_the_float32_of_a_float32_network():
     network = TwoLayerNet(4, 3, 2, seed=0, dtype=np.float32)
     assert "Trainable params: 23" in network.summary(print_fn=None)
+
+
+def test_the_returned_text_echoes_as_one_line_not_the_table_again(capsys):
+    # a REPL or notebook echoes what summary() returns after it printed the table
+    summary = TwoLayerNet(4, 3, 2, seed=0).summary(print_fn=None)
+    assert isinstance(summary, str)
+    assert repr(summary) == "<summary printed above: Total params: 23>"
+    assert str(summary).startswith('Model: "TwoLayerNet"')

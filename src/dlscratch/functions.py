@@ -113,7 +113,7 @@ def as_class_indices(y: np.ndarray, t: np.ndarray) -> np.ndarray:
             f"labels must be one-hot of shape {y.shape} or class indices of shape {y.shape[:1]} "
             f"(or {(len(y), 1)}), got shape {t.shape}"
         )
-    if not np.issubdtype(t.dtype, np.integer):
+    if t.dtype.kind not in "iu":  # not an integer type
         if not np.all(np.mod(t, 1) == 0):
             raise ValueError(f"class-index labels must be whole numbers, got dtype {t.dtype}")
         t = t.astype(np.int64)

@@ -9,6 +9,7 @@ kernel keeps from its forward pass for its backward pass are its own, never scra
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -20,17 +21,20 @@ _local = threading.local()
 
 
 def scratch(name: str, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any:
-    """This thread's work array `name` of this shape (a tuple) and dtype (contents undefined).
+    """This thread's work array `name`, of this shape (a tuple) and dtype (contents undefined).
 
-    The same (name, shape, dtype) returns the same array again in this thread, so two
-    arrays used at once need two names; another shape or dtype gets an array of its own.
+    Each thread keeps one block of memory per name, grown when a larger array is asked
+    for, and returns its start as an array of the shape asked: every layer's kernel shares
+    the same few blocks, so the memory held is that of the largest layer, not of all of
+    them. Two arrays used at once therefore need two names.
     """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     try:
-        arrays = _local.arrays
+        blocks = _local.blocks
     except AttributeError:
-        arrays = _local.arrays = {}
-    key = (name, shape, dtype, xp)
-    array = arrays.get(key)
-    if array is None:
-        array = arrays[key] = xp.empty(shape, dtype=dtype)
-    return array
+        blocks = _local.blocks = {}
+    block = blocks.get((name, xp))
+    if block is None or block.size < nbytes:
+        block = blocks[name, xp] = xp.empty(nbytes, dtype=np.uint8)
+    return block[:nbytes].view(dtype).reshape(shape)

@@ -16,6 +16,18 @@ from dlscratch.kernels import plan_steps, running
 from dlscratch.layers.loss import SoftmaxWithLoss
 
 
+class Summary(str):
+    """The text of Sequential.summary(): a str whose repr is one short line.
+
+    summary() has already printed the table, so a REPL or notebook that echoes the
+    returned value shows that line rather than the table again as one escaped string.
+    """
+
+    def __repr__(self) -> str:
+        total = next((line for line in self.splitlines() if line.startswith("Total params")), "")
+        return f"<summary printed above: {total}>"
+
+
 class Sequential:
     """Layers applied in order, then a loss layer (SoftmaxWithLoss unless given).
 
@@ -209,8 +221,8 @@ class Sequential:
 
     def summary(
         self, input_shape: tuple[int, ...] | None = None, print_fn: Callable[[str], Any] | None = print
-    ) -> str:
-        """Print the layers as a table, as Keras does, and return the text.
+    ) -> Summary:
+        """Print the layers as a table, as Keras does, and return the text (a str).
 
         One row per layer: its name and type, its output shape (None for the batch) and
         its parameter count; then the totals. input_shape: one sample's shape, e.g. (784,)
@@ -254,11 +266,10 @@ class Sequential:
             + (" (saved with the model, not trained)" if buffers else ""),
             "_" * width,
         ]
-        text = "\n".join(lines)
         if print_fn is not None:
             for text_line in lines:
                 print_fn(text_line)
-        return text
+        return Summary("\n".join(lines))
 
     def _default_input_shape(self) -> tuple[int, ...]:
         """One sample's shape, from the config or a first Affine; ValueError if neither tells."""
