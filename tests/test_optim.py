@@ -274,7 +274,7 @@ def test_a_large_parameter_updated_in_pieces_gets_the_whole_arrays_bits(cls, thr
     import dlscratch.optim
     from dlscratch.kernels.parallel import set_num_threads
 
-    monkeypatch.setattr(dlscratch.optim, "UPDATE_PIECE", 7)  # 7 pieces and a shorter one: 45 elements
+    monkeypatch.setattr(dlscratch.optim, "UPDATE_PIECE", 7)  # 45 elements: 7 pieces of 6 or 7
     big = {"W": rng.standard_normal((5, 9)).astype(np.float32)}
     grad_steps = [{"W": rng.standard_normal((5, 9)).astype(np.float32)} for _ in range(3)]
     strided = {"W": np.asfortranarray(big["W"])}  # not C-contiguous: one whole call
